@@ -1,0 +1,141 @@
+"""Held-out evaluation: greedy accuracy, mean sampled accuracy (pass@1 at T), maj@k, pass@k, answer entropy.
+
+Every (problem, view) pair is one evaluation prompt. With k samples per prompt at temperature T:
+
+- ``mean_accuracy``  = mean over prompts of (#correct / k)          (pass@1 at T, unbiased)
+- ``maj_at_k``       = mean over prompts of P(the plurality answer is correct), ties split uniformly
+- ``pass_at_k``      = mean over prompts of 1[some sample is correct]
+- ``answer_entropy`` = mean over prompts of the entropy (nats) of the empirical answer distribution, the
+                       no-answer bucket counting as one answer
+- ``no_answer_rate`` = fraction of samples without a parseable answer
+- ``cross_view_agreement`` = mean over problems with >= 2 views of the fraction of view pairs whose
+                       plurality answers agree
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dagsim.errors import ValidationError
+from llm.answers import NO_ANSWER, extract_answer
+from llm.tasks import Problem
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Held-out evaluation settings."""
+
+    k: int = 8
+    """Samples per prompt for mean accuracy, maj@k, pass@k and entropy."""
+    temperature: float = 1.0
+    """Sampling temperature of the k samples (greedy accuracy always uses argmax decoding)."""
+    max_new_tokens: int = 40
+    """Completion length limit, in tokens."""
+    batch_prompts: int = 64
+    """Prompts per generate call (each expands to k rows)."""
+    max_problems: int = 0
+    """Evaluate on the first N held-out problems (0 = all)."""
+    seed: int = 1234
+    """Seed of the sampling generator (evaluation is reproducible)."""
+
+    def validate(self) -> None:
+        if self.k < 1:
+            raise ValidationError(f"eval.k must be >= 1, got {self.k}")
+        if not self.temperature > 0:
+            raise ValidationError(f"eval.temperature must be > 0, got {self.temperature}")
+        if self.max_new_tokens < 1 or self.batch_prompts < 1 or self.max_problems < 0:
+            raise ValidationError("eval.max_new_tokens and eval.batch_prompts must be >= 1, eval.max_problems >= 0")
+
+
+def plurality_correct(answers: Sequence[str | None], truth: str) -> float:
+    """P(a uniformly tie-broken plurality answer equals ``truth``); the no-answer bucket can win but is never correct."""
+    counts = Counter(NO_ANSWER if a is None else a for a in answers)
+    top = max(counts.values())
+    winners = [a for a, c in counts.items() if c == top]
+    return (truth in winners) / len(winners)
+
+
+def plurality_answer(answers: Sequence[str | None]) -> str:
+    """The most frequent answer (first seen wins ties); ``NO_ANSWER`` for the no-answer bucket."""
+    counts = Counter(NO_ANSWER if a is None else a for a in answers)
+    return counts.most_common(1)[0][0]
+
+
+def empirical_entropy(answers: Sequence[str | None]) -> float:
+    """Entropy in nats of the empirical answer distribution (no-answer bucket = one answer)."""
+    counts = np.array(list(Counter(NO_ANSWER if a is None else a for a in answers).values()), dtype=np.float64)
+    p = counts / counts.sum()  # (n_distinct,)
+    return float(-(p * np.log(p)).sum())
+
+
+def answer_metrics(
+    sampled: Sequence[Sequence[str | None]], greedy: Sequence[str | None] | None, truths: Sequence[str]
+) -> dict[str, float]:
+    """Metrics from extracted answers: ``sampled[i]`` are prompt i's k answers, ``greedy[i]`` its argmax answer."""
+    correct = np.array([[a == t for a in s] for s, t in zip(sampled, truths)], dtype=np.float64)  # (n, k)
+    out = {
+        "mean_accuracy": float(correct.mean()),
+        "maj_at_k": float(np.mean([plurality_correct(s, t) for s, t in zip(sampled, truths)])),
+        "pass_at_k": float(correct.max(axis=1).mean()),
+        "answer_entropy": float(np.mean([empirical_entropy(s) for s in sampled])),
+        "no_answer_rate": float(np.mean([[a is None for a in s] for s in sampled])),
+    }
+    if greedy is not None:
+        out["greedy_accuracy"] = float(np.mean([g == t for g, t in zip(greedy, truths)]))
+    return out
+
+
+def cross_view_agreement(plurality_per_view: Sequence[Sequence[str]]) -> float:
+    """Mean over problems (with >= 2 views) of the fraction of view pairs whose plurality answers agree."""
+    fractions = []
+    for answers in plurality_per_view:
+        pairs = list(itertools.combinations(answers, 2))
+        if pairs:
+            fractions.append(np.mean([a == b for a, b in pairs]))
+    return float(np.mean(fractions)) if fractions else float("nan")
+
+
+def evaluate(model, tokenizer, problems: Sequence[Problem], config: EvalConfig = EvalConfig(), progress=False):
+    """Evaluate ``model`` on every view of ``problems`` (which must have ground-truth answers)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from llm.sampling import sample_completions
+
+    config.validate()
+    problems = list(problems)[: config.max_problems or None]
+    if not problems or any(p.answer is None for p in problems):
+        raise ValidationError("evaluation needs problems with ground-truth answers")
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    prompts = [(i, q) for i, p in enumerate(problems) for q in p.views]
+    sampled: list[list[str | None]] = []
+    greedy: list[str | None] = []
+    chunks = range(0, len(prompts), config.batch_prompts)
+    for start in tqdm(chunks, desc="evaluate", disable=not progress, dynamic_ncols=True):
+        texts = [q for _, q in prompts[start : start + config.batch_prompts]]
+        batch = sample_completions(
+            model, tokenizer, texts, n_samples=config.k, temperature=config.temperature,
+            max_new_tokens=config.max_new_tokens, generator=generator,
+        )
+        answers = [extract_answer(t) for t in batch.texts]
+        sampled.extend(answers[j * config.k : (j + 1) * config.k] for j in range(len(texts)))
+        g = sample_completions(
+            model, tokenizer, texts, n_samples=1, temperature=1.0, max_new_tokens=config.max_new_tokens,
+            generator=None, greedy=True,
+        )
+        greedy.extend(extract_answer(t) for t in g.texts)
+    truths = [problems[i].answer for i, _ in prompts]
+    metrics = answer_metrics(sampled, greedy, truths)
+    per_problem: dict[int, list[str]] = {}
+    for (i, _), s in zip(prompts, sampled):
+        per_problem.setdefault(i, []).append(plurality_answer(s))
+    metrics["cross_view_agreement"] = cross_view_agreement(list(per_problem.values()))
+    metrics["k"] = config.k
+    metrics["n_prompts"] = len(prompts)
+    return metrics

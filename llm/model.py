@@ -1,0 +1,119 @@
+"""A tiny Llama-style causal LM built from a config (no hub download), plus loading/saving helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagsim.errors import ValidationError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the tiny causal LM (a ``LlamaConfig``); about 1 M parameters by default."""
+
+    hidden_size: int = 128
+    """Width d of the residual stream."""
+    n_layers: int = 4
+    """Number of transformer blocks."""
+    n_heads: int = 4
+    """Attention heads (hidden_size must be divisible by it)."""
+    intermediate_size: int = 384
+    """Width of the SwiGLU MLP."""
+    max_positions: int = 128
+    """Longest prompt + completion, in tokens (RoPE table size)."""
+
+    def validate(self) -> None:
+        for name in ("hidden_size", "n_layers", "n_heads", "intermediate_size", "max_positions"):
+            if getattr(self, name) < 1:
+                raise ValidationError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if self.hidden_size % self.n_heads:
+            raise ValidationError(
+                f"model.hidden_size ({self.hidden_size}) must be divisible by model.n_heads ({self.n_heads})"
+            )
+
+
+def default_device():
+    """``cuda`` when present, else ``cpu``."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def build_model(config: ModelConfig, tokenizer, seed: int = 0):
+    """A freshly initialized ``LlamaForCausalLM`` sized by ``config`` for ``tokenizer``'s vocabulary.
+
+    Initialization is reproducible from ``seed`` (the global torch RNG is forked, not altered).
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config.validate()
+    hf_config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=config.hidden_size,
+        intermediate_size=config.intermediate_size,
+        num_hidden_layers=config.n_layers,
+        num_attention_heads=config.n_heads,
+        num_key_value_heads=config.n_heads,
+        max_position_embeddings=config.max_positions,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(hf_config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model
+
+
+def n_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def load_model(path: str | Path, device=None):
+    """``(model, tokenizer)`` from a local HF checkpoint directory (ours or any causal LM)."""
+    from transformers import AutoModelForCausalLM
+
+    from llm.tokenizer import load_tokenizer
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise ValidationError(f"--model {path}: not a model directory (no config.json)")
+    tokenizer = load_tokenizer(str(path))
+    model = AutoModelForCausalLM.from_pretrained(str(path))
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if model.generation_config.eos_token_id is None:
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model.to(device or default_device()), tokenizer
+
+
+def save_model(model, tokenizer, path: str | Path, extra_files: dict[str, str] | None = None) -> None:
+    """Write model + tokenizer (+ small text files) to ``path`` atomically (temp dir, then ``os.replace``)."""
+    import os
+    import shutil
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,58 @@
+"""The CLI contract: subcommands, JSON keys, exit codes and one-paragraph errors without traceback."""
+
+import json
+
+from dagsim.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_generate_validate_marginals_json(tmp_path, capsys):
+    path = tmp_path / "arith.json"
+    code, out, _ = run(capsys, "generate", "arithmetic", "--terms", "4*7+6*8", "--eps", "0.2", "-o", str(path))
+    assert code == 0 and path.exists()
+    code, out, _ = run(capsys, "validate", str(path), "--json")
+    assert code == 0 and json.loads(out)["valid"] is True
+    code, out, _ = run(capsys, "marginals", str(path), "--json")
+    report = json.loads(out)
+    assert code == 0
+    assert set(report) >= {"answer_distribution", "n_traces", "n_nodes", "n_edges"}
+    dist = report["answer_distribution"]
+    assert abs(sum(dist.values()) - 1.0) < 1e-12
+    assert max(dist, key=dist.get) == "76"
+    assert report["n_traces"] == 2 * 3 * 3
+
+
+def test_task_marginals_and_lattice(tmp_path, capsys):
+    path = tmp_path / "task.json"
+    assert run(capsys, "generate", "arithmetic-task", "--terms", "4*7+6*8", "--views", "2", "-o", str(path))[0] == 0
+    code, out, _ = run(capsys, "marginals", str(path), "--json")
+    report = json.loads(out)
+    assert code == 0 and len(report["views"]) == 2
+    lattice = tmp_path / "lat.json"
+    assert run(capsys, "generate", "lattice", "--width", "3", "--depth", "4", "--answers", "5", "-o", str(lattice))[0] == 0
+    code, out, _ = run(capsys, "marginals", str(lattice), "--json")
+    assert json.loads(out)["n_traces"] == 3 ** 4 * 5
+
+
+def test_bad_input_exits_nonzero_with_message(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "dagsim/v1", "root": "s", "edges": [{"from": "s", "to": "a", "p": 0.4}], '
+                   '"answers": {"a": "1"}}')
+    code, out, err = run(capsys, "marginals", str(bad))
+    assert code == 2
+    assert "outgoing probabilities of node 's' sum to 0.4" in err
+    assert "Traceback" not in err and out == ""
+    code, _, err = run(capsys, "validate", str(tmp_path / "missing.json"))
+    assert code == 2 and "no such file" in err
+
+
+def test_human_output_and_demo(tmp_path, capsys):
+    code, out, _ = run(capsys, "demo", "--out", str(tmp_path))
+    assert code == 0
+    assert "133" in out and "traces" in out
+    assert (tmp_path / "default_arithmetic.json").exists()
