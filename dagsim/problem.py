@@ -1,0 +1,78 @@
+"""From a DAG/task and an objective name to the answer-level problem: ν0, objective, constraints, game.
+
+The single place where the CLI, the simulator and the figure scripts turn user choices
+(``--objective``, ``--tau``, ``--order``, ``--consensus``) into objects, so they agree on defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dagsim.dag import ReasoningDAG, Task
+from dagsim.errors import DomainError
+from dagsim.marginals import answer_marginal
+
+#: Objectives that take several views (a task file); the others take one DAG.
+MULTIVIEW_OBJECTIVES = ("consensus", "pairwise")
+
+
+@dataclass(frozen=True)
+class AnswerProblem:
+    """Everything the answer-level solvers and the game need for one prompt."""
+
+    objective: object
+    nu0: np.ndarray  # (K,) single view or (m, K) multi-view
+    beta: float
+    weights: np.ndarray  # (m,)
+    constraints: tuple
+    answers: tuple[str, ...]
+    reward: np.ndarray  # (K,)
+    views: tuple[ReasoningDAG, ...]
+
+    @property
+    def multiview(self) -> bool:
+        return self.nu0.ndim == 2
+
+    def game(self):
+        from dagsim.game.payoff import AnswerGame
+
+        return AnswerGame(self.objective, np.atleast_2d(self.nu0), self.beta, self.weights, self.constraints)
+
+
+def build_problem(model: ReasoningDAG | Task, objective: str, *, beta: float, tau: float | None = None,
+                  order: float | None = None, consensus: str | None = None) -> AnswerProblem:
+    """Build the objective named ``objective`` for a DAG (single view) or task (multi-view).
+
+    A task given to a single-view objective is an error (say which objectives take tasks); a single
+    DAG given to a multi-view objective is treated as a one-view task.
+    """
+    from dagsim.objectives import make_objective
+
+    if not (np.isfinite(beta) and beta > 0):
+        raise DomainError(f"--beta must be a finite number > 0, got {beta!r}")
+    multiview = objective in MULTIVIEW_OBJECTIVES
+    if isinstance(model, Task):
+        if not multiview:
+            if model.n_views == 1:
+                model = model.views[0].with_constraints(model.constraints)
+            else:
+                raise DomainError(f"objective {objective!r} takes a single DAG, but the file is a task with "
+                                  f"{model.n_views} views; use one of {list(MULTIVIEW_OBJECTIVES)} or pass one view")
+    if multiview:
+        task = model if isinstance(model, Task) else Task.from_views([model.with_reward(None)],
+                                                                      reward=model.reward if model.has_reward else None)
+        nu0 = np.stack([answer_marginal(v) for v in task.views])  # (m, K)
+        kwargs = {"n_answers": task.n_answers, "reward": task.reward, "tau": tau, "weights": task.weights}
+        if objective == "consensus":
+            kwargs["consensus"] = consensus or "arithmetic"
+        obj = make_objective(objective, **kwargs)
+        return AnswerProblem(obj, nu0, beta, task.weights, tuple(task.constraints), task.answers, task.reward,
+                             task.views)
+    dag = model
+    if consensus is not None:
+        raise DomainError(f"--consensus applies to the consensus objective, not {objective!r}")
+    obj = make_objective(objective, n_answers=dag.n_answers, reward=dag.reward, tau=tau, order=order)
+    return AnswerProblem(obj, answer_marginal(dag), beta, np.ones(1), tuple(dag.constraints), dag.answers,
+                         dag.reward, (dag,))
