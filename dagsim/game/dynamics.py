@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import logsumexp
 
-from dagsim.errors import DomainError
+from dagsim.errors import DomainError, SolverError
 from dagsim.game.payoff import AnswerGame, gibbs
 
 #: Iterations stop early once exploitability falls below this (float64 round-off floor of E4 ~ 1e-15·|J|).
@@ -57,9 +57,19 @@ class GameRun:
 
 
 def _record(game: AnswerGame, history: list[dict], it: int, nus: np.ndarray) -> float:
-    expl = game.exploitability(nus)
+    expl = _finite_exploitability(game, nus, it)
     history.append({"iteration": it, "exploitability": float(expl), "objective": game.regularized_value(nus)})
     return expl
+
+
+def _finite_exploitability(game: AnswerGame, nus: np.ndarray, it: int) -> float:
+    """E4 of the iterate; raises (never returns NaN) when the dynamics left the simplex's interior."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        expl = game.exploitability(nus) if np.all(np.isfinite(nus)) else float("nan")
+    if not np.isfinite(expl):
+        raise SolverError(f"the dynamics diverged at iteration {it} (exploitability {expl}): the iterate left "
+                          "the interior of the simplex; use damping (a smaller --step)")
+    return float(expl)
 
 
 def _check_step(step: float, name: str) -> None:
@@ -137,7 +147,7 @@ def no_regret(game: AnswerGame, iterations: int, step: float = 0.5, *, start=Non
 
 
 def _record_avg(game: AnswerGame, history: list[dict], it: int, avg: np.ndarray) -> None:
-    history.append({"iteration": it, "exploitability": float(game.exploitability(avg)),
+    history.append({"iteration": it, "exploitability": _finite_exploitability(game, avg, it),
                     "objective": game.regularized_value(avg)})
 
 
@@ -187,7 +197,7 @@ def dual_ascent(game: AnswerGame, iterations: int, step: float = 1.0, *, inner: 
         viol = np.array([c.as_leq()[0] @ nus[0] - c.as_leq()[1] for c in game.constraints])
         max_viol = max(float(np.max(np.where([c.op == "==" for c in game.constraints], np.abs(viol),
                                               np.maximum(viol, 0.0)))), 0.0)
-        history.append({"iteration": it, "exploitability": float(game.exploitability(nus)),
+        history.append({"iteration": it, "exploitability": _finite_exploitability(game, nus, it),
                         "objective": game.regularized_value(nus), "max_violation": max_viol,
                         "multipliers": lam.tolist()})
         if it == iterations:

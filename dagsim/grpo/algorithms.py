@@ -1,0 +1,57 @@
+"""GRPO-family algorithms as data: which group reward each one computes and which game it solves.
+
+Each algorithm pairs a *group reward* (what the sampled loop computes from G answers, §6) with the
+*answer-level objective* whose equilibrium it targets (§4), so every run can report its distance to the
+exact optimum. Adding an algorithm = one entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dagsim.errors import DomainError
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    default_objective: str
+    allowed_objectives: tuple[str, ...]
+    description: str
+    fixed_tau: float | None = None  # the τ implied by a baseline's reward (ttrl, empo)
+    group_objective: str | None = None  # group reward name when it differs from the objective
+
+    def resolve(self, objective: str | None, multiview: bool) -> tuple[str, str]:
+        """Return (answer-level objective, group reward name) for a run."""
+        obj = objective or ("consensus" if multiview and "consensus" in self.allowed_objectives
+                            else self.default_objective)
+        if obj not in self.allowed_objectives:
+            raise DomainError(f"algorithm {self.name!r} takes --objective in {list(self.allowed_objectives)}, "
+                              f"got {obj!r}")
+        return obj, self.group_objective or obj
+
+
+ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in [
+    Algorithm("gt-grpo", "reward", ("reward",), "GRPO with the ground-truth task reward r(z)"),
+    Algorithm("ttrl", "majority", ("majority",),
+              "TTRL: reward 1[z = majority of the group] (the game of Φ = max_z ν(z), τ = 1, no r)",
+              fixed_tau=1.0, group_objective="ttrl"),
+    Algorithm("empo", "collision", ("collision",),
+              "EMPO: reward = own answer's group frequency counting itself, E = 1/G + (G−1)p/G "
+              "(the game of Φ = ½Σν², i.e. collision with τ = 1/2)", fixed_tau=0.5, group_objective="empo"),
+    Algorithm("diversity-grpo", "entropy", ("entropy", "gini", "tsallis"),
+              "Diversity-GRPO: r + τ·(entropy | Gini | Tsallis) reward"),
+    Algorithm("coherence-grpo", "sharpen", ("sharpen", "collision", "majority", "consensus"),
+              "Coherence-GRPO: self-consistency (sharpen/collision/majority) or multi-view consensus"),
+    Algorithm("pairwise-coherence-grpo", "pairwise", ("pairwise",),
+              "Pairwise-Coherence-GRPO: squared-Euclidean agreement between views"),
+    Algorithm("constrained-grpo", "reward", ("reward", "entropy", "gini", "sharpen"),
+              "Constrained-GRPO: Lagrangian reward g − Σλh with multipliers by dual ascent (T5)"),
+]}
+
+
+def get_algorithm(name: str) -> Algorithm:
+    try:
+        return ALGORITHMS[name]
+    except KeyError:
+        raise DomainError(f"unknown algorithm {name!r}; choose one of {list(ALGORITHMS)}") from None

@@ -1,0 +1,405 @@
+"""The GRPO simulator on exact DAG models (THEORY §6, T10, T11), three modes sharing one update.
+
+Policies are edge-logit vectors, one per view of each prompt. Each step computes, per view, an
+estimate of the policy gradient of the regularized objective and takes a gradient-ascent step:
+
+* ``exact``    — G → ∞: ∇_θ[Φ(ν_θ) − β KL(π_θ‖π0)] exactly (the reward is ∇Φ(ν_θ); backward DP, T9).
+* ``expected`` — finite G, no sampling noise: the exact expected GRPO update, i.e. the policy gradient
+  of the *effective reward* ḡ_G(z) = E[A_i | z_i = z] (T10), plus the exact KL gradient.
+* ``sampled``  — n_prompts × G traces sampled through the DAG, group rewards from the estimators,
+  advantages (baseline/scale, T11), a clipped importance-ratio surrogate over ``inner_epochs`` epochs,
+  and the KL to the reference exactly or by the k3 estimator.
+
+Every step logs, from the exact marginals: distance (total variation) to the exact optimum of the
+algorithm's game, exploitability (E4, with the trace-level KL), answer entropy, accuracy when the task
+has a correct answer, and the mass on constrained answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dagsim.dag import ReasoningDAG, Task
+from dagsim.errors import DomainError, ValidationError
+from dagsim.grpo.algorithms import get_algorithm
+from dagsim.grpo.sampling import sample_traces, score_gradient, trace_log_prob
+from dagsim.marginals import edge_policy, forward, logit_gradient, trace_kl, trace_kl_gradient
+from dagsim.problem import AnswerProblem, build_problem
+
+MODES = ("exact", "expected", "sampled")
+ESTIMATORS = ("plugin", "loo", "unbiased", "minimax")
+BASELINES = ("rloo", "mean", "none")
+SCALES = ("none", "group", "batch")
+KL_ESTIMATORS = ("exact", "k3", "none")
+#: Logits are kept finite: a -inf reference logit (π0 = 0) is frozen at this value (exp underflows to 0).
+FROZEN_LOGIT = -1e4
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """One simulated GRPO run. Field names carry the paper's symbols."""
+
+    algorithm: str = "coherence-grpo"
+    """gt-grpo | ttrl | empo | diversity-grpo | coherence-grpo | pairwise-coherence-grpo | constrained-grpo"""
+    objective: str | None = None
+    """answer-level objective (default: the algorithm's)"""
+    beta: float = 0.5
+    """β, the KL weight to the reference policy"""
+    tau: float = 1.0
+    """τ, the objective weight (ignored by gt-grpo; fixed for ttrl/empo)"""
+    order: float | None = None
+    """α, the Tsallis order"""
+    consensus: str = "arithmetic"
+    """multi-view consensus: arithmetic | geometric | majority"""
+    mode: str = "expected"
+    """exact (G → ∞) | expected (finite G, no noise) | sampled"""
+    group_size: int = 8
+    """G, samples per prompt (and per view)"""
+    estimator: str = "minimax"
+    """log/power estimator of the group reward: plugin | loo | unbiased | minimax"""
+    baseline: str = "rloo"
+    """advantage centering: rloo | mean | none (T11)"""
+    scale: str = "none"
+    """advantage scaling: none | group | batch (T11)"""
+    steps: int = 200
+    """number of policy updates"""
+    lr: float = 0.5
+    """η, gradient-ascent step on the edge logits"""
+    seed: int = 0
+    """seed of the sampling generator"""
+    clip_eps: float = 0.2
+    """ε of the ratio clipping (sampled mode)"""
+    inner_epochs: int = 1
+    """optimization epochs per sampled batch (sampled mode)"""
+    kl_estimator: str = "exact"
+    """KL term in sampled mode: exact | k3 | none"""
+    dual_lr: float = 1.0
+    """step of the multipliers' dual ascent (constrained-grpo)"""
+
+    def validate(self) -> None:
+        get_algorithm(self.algorithm)
+        checks = [("mode", self.mode, MODES), ("estimator", self.estimator, ESTIMATORS),
+                  ("baseline", self.baseline, BASELINES), ("scale", self.scale, SCALES),
+                  ("kl_estimator", self.kl_estimator, KL_ESTIMATORS)]
+        for name, value, allowed in checks:
+            if value not in allowed:
+                raise ValidationError(f"{name} must be one of {list(allowed)}, got {value!r}")
+        if not (np.isfinite(self.beta) and self.beta > 0):
+            raise ValidationError(f"beta must be a finite number > 0, got {self.beta!r}")
+        if self.group_size < 2:
+            raise ValidationError(f"group_size G must be >= 2 (a group needs other samples), got {self.group_size}")
+        if self.steps < 0 or self.inner_epochs < 1:
+            raise ValidationError("steps must be >= 0 and inner_epochs >= 1")
+        if not (np.isfinite(self.lr) and self.lr > 0):
+            raise ValidationError(f"lr must be a finite number > 0, got {self.lr!r}")
+
+
+@dataclass
+class PromptState:
+    """One prompt: its views, the answer-level problem and optimum, and the current policy logits."""
+
+    views: tuple[ReasoningDAG, ...]
+    problem: AnswerProblem
+    optimum: np.ndarray  # (m, K)
+    logits: list[np.ndarray]  # per view (n_edges,)
+    multipliers: np.ndarray  # (n_constraints,)
+    correct: int | None  # answer index of the unique reward maximizer, if any
+
+    @property
+    def n_views(self) -> int:
+        return len(self.views)
+
+
+@dataclass
+class SimulationResult:
+    config: SimulationConfig
+    history: list[dict]
+    final: list[dict]
+    seconds: float
+    trajectory_path: str | None = None
+    prompts: list[PromptState] = field(default_factory=list, repr=False)
+
+
+# ---------------------------------------------------------------------- setup
+def _correct_answer(reward: np.ndarray) -> int | None:
+    if reward.size == 0 or np.all(reward == reward[0]):
+        return None
+    top = np.flatnonzero(reward == reward.max())
+    return int(top[0]) if top.size == 1 else None
+
+
+def prepare_prompt(model: ReasoningDAG | Task, cfg: SimulationConfig) -> PromptState:
+    from dagsim.solvers import solve_answer_level
+
+    algo = get_algorithm(cfg.algorithm)
+    multiview = isinstance(model, Task) and model.n_views > 1
+    objective, _ = algo.resolve(cfg.objective, multiview)
+    tau = algo.fixed_tau if algo.fixed_tau is not None else (None if objective == "reward" else cfg.tau)
+    problem = build_problem(model, objective, beta=cfg.beta, tau=tau, order=cfg.order,
+                            consensus=cfg.consensus if objective == "consensus" else None)
+    if problem.constraints and algo.name != "constrained-grpo":
+        problem = AnswerProblem(problem.objective, problem.nu0, problem.beta, problem.weights, (),
+                                problem.answers, problem.reward, problem.views)
+    if algo.name == "constrained-grpo" and not problem.constraints:
+        raise DomainError("constrained-grpo needs a file with 'constraints'")
+    sol = solve_answer_level(problem.objective, problem.nu0, problem.beta, constraints=problem.constraints)
+    optimum = np.atleast_2d(sol.nu)
+    logits = []
+    for v in problem.views:
+        ref = v.reference_logits
+        logits.append(np.where(np.isfinite(ref), ref, FROZEN_LOGIT))
+    return PromptState(views=problem.views, problem=problem, optimum=optimum, logits=logits,
+                       multipliers=np.zeros(len(problem.constraints)), correct=_correct_answer(problem.reward))
+
+
+# ---------------------------------------------------------------------- per-view reward operators
+def _group_reward_kwargs(state: PromptState, cfg: SimulationConfig, group_objective: str) -> dict:
+    prob = state.problem
+    obj = prob.objective
+    tau = getattr(obj, "tau", cfg.tau)
+    return {"n_answers": len(prob.answers), "tau": tau if tau is not None else 0.0,
+            "task_reward": prob.reward, "order": getattr(obj, "order", cfg.order), "estimator": cfg.estimator}
+
+
+def _constraint_matrix(state: PromptState) -> np.ndarray:
+    if not state.problem.constraints:
+        return np.zeros((0, len(state.problem.answers)))
+    return np.stack([c.as_leq()[0] for c in state.problem.constraints])  # (n_c, K)
+
+
+def _exact_rewards(state: PromptState, nus: np.ndarray) -> np.ndarray:
+    """∇Φ per view at the current marginals (minus Σλh for constrained runs), (m, K)."""
+    return state.problem.game().rewards(nus, state.multipliers if state.problem.constraints else None)
+
+
+def _expected_rewards(state: PromptState, nus: np.ndarray, cfg: SimulationConfig, group_objective: str
+                      ) -> np.ndarray:
+    """The effective reward ḡ_G(z) = E[A_i | z_i = z] per view (T10), (m, K)."""
+    from dagsim.grpo import effective
+
+    kw = _group_reward_kwargs(state, cfg, group_objective)
+    kw.pop("n_answers")
+    if state.n_views > 1:
+        fn = getattr(effective, "effective_reward_multiview", None)
+        if fn is None:
+            raise DomainError("expected mode is not available for multi-view objectives; use exact or sampled")
+        out = np.asarray(fn(group_objective, nus, cfg.group_size, baseline=cfg.baseline, scale=cfg.scale,
+                            weights=state.problem.weights, consensus=cfg.consensus, **kw))
+    else:
+        out = effective.effective_reward(group_objective, nus[0], cfg.group_size, baseline=cfg.baseline,
+                                         scale=cfg.scale, **kw)[None, :]
+    if state.problem.constraints:
+        if cfg.scale != "none":
+            raise DomainError("expected mode with constraints needs --scale none (the penalty is then additive)")
+        # The Lagrangian penalty −Σλh(z) is a fixed per-answer reward: its effective reward adds linearly.
+        penalty = -(state.multipliers @ _constraint_matrix(state))  # (K,)
+        out = out + effective.effective_reward("reward", nus[0], cfg.group_size, baseline=cfg.baseline,
+                                               scale="none", task_reward=penalty)[None, :]
+    return out
+
+
+# ---------------------------------------------------------------------- one step
+def _kl_gradient_exact(view: ReasoningDAG, theta: np.ndarray, fb) -> np.ndarray:
+    return trace_kl_gradient(view, theta, fb=fb)
+
+
+def _step_deterministic(state: PromptState, cfg: SimulationConfig, group_objective: str) -> None:
+    fbs = [forward(v, th) for v, th in zip(state.views, state.logits)]
+    nus = np.stack([fb.marginal for fb in fbs])
+    g = _exact_rewards(state, nus) if cfg.mode == "exact" else _expected_rewards(state, nus, cfg, group_objective)
+    for j, (view, fb) in enumerate(zip(state.views, fbs)):
+        grad = logit_gradient(view, state.logits[j], g[j], fb=fb) - cfg.beta * _kl_gradient_exact(
+            view, state.logits[j], fb)
+        state.logits[j] = _frozen(view, state.logits[j] + cfg.lr * grad)
+    if state.problem.constraints:
+        _dual_step(state, cfg, nus[0])
+
+
+def _frozen(view: ReasoningDAG, theta: np.ndarray) -> np.ndarray:
+    ref = view.reference_logits
+    return np.where(np.isfinite(ref), theta, FROZEN_LOGIT)
+
+
+def _dual_step(state: PromptState, cfg: SimulationConfig, nu_estimate: np.ndarray) -> None:
+    from dagsim.grpo.rewards import dual_ascent_step
+
+    cons = state.problem.constraints
+    h = _constraint_matrix(state)
+    bounds = np.array([c.as_leq()[1] for c in cons])
+    ops = ["==" if c.op == "==" else "<=" for c in cons]
+    state.multipliers = np.asarray(dual_ascent_step(state.multipliers, h @ nu_estimate, bounds, cfg.dual_lr, ops),
+                                   dtype=np.float64)
+
+
+def _sampled_step(prompts: Sequence[PromptState], cfg: SimulationConfig, group_objective: str,
+                  rng: np.random.Generator) -> dict:
+    """One sampled GRPO step over all prompts: sample, reward, advantage, clipped surrogate epochs."""
+    from dagsim.grpo.advantages import advantages
+    from dagsim.grpo.rewards import consensus_group_rewards, constrained_rewards, group_rewards, \
+        pairwise_group_rewards
+
+    G = cfg.group_size
+    batches, old_logp, rewards_rows, owners = [], [], [], []
+    for p_idx, state in enumerate(prompts):
+        pis = [edge_policy(v, th) for v, th in zip(state.views, state.logits)]
+        view_batches = [sample_traces(v, pi, G, rng) for v, pi in zip(state.views, pis)]
+        answers = [b.answers for b in view_batches]
+        kw = _group_reward_kwargs(state, cfg, group_objective)
+        if group_objective == "consensus":
+            kw.pop("order")
+            rew = consensus_group_rewards(answers, consensus=cfg.consensus, weights=state.problem.weights, **kw)
+        elif group_objective == "pairwise":
+            rew = pairwise_group_rewards(answers, n_answers=kw["n_answers"], tau=kw["tau"],
+                                         task_reward=kw["task_reward"])
+        else:
+            rew = [group_rewards(group_objective, a, **kw) for a in answers]
+        if state.problem.constraints:
+            h = _constraint_matrix(state)
+            rew = [constrained_rewards(r, a, constraint_coefs=h, multipliers=state.multipliers)
+                   for r, a in zip(rew, answers)]
+            counts = np.bincount(np.concatenate(answers), minlength=len(state.problem.answers)) / (G * len(answers))
+            _dual_step(state, cfg, counts)
+        for j, (b, pi) in enumerate(zip(view_batches, pis)):
+            batches.append(b)
+            old_logp.append(trace_log_prob(b, np.log(np.maximum(pi, 1e-300))))
+            rewards_rows.append(np.asarray(rew[j], dtype=np.float64))
+            owners.append((p_idx, j))
+    reward_mat = np.stack(rewards_rows)  # (n_groups, G)
+    adv, n_zero = advantages(reward_mat, baseline=cfg.baseline, scale=cfg.scale)
+    clipped_total, count_total = 0, 0
+    for _ in range(cfg.inner_epochs):
+        for row, ((p_idx, j), batch) in enumerate(zip(owners, batches)):
+            state = prompts[p_idx]
+            view, theta = state.views[j], state.logits[j]
+            pi = edge_policy(view, theta)
+            logp = trace_log_prob(batch, np.log(np.maximum(pi, 1e-300)))
+            ratio = np.exp(logp - old_logp[row])  # (G,)
+            a = adv[row]
+            clipped = ((a > 0) & (ratio > 1 + cfg.clip_eps)) | ((a < 0) & (ratio < 1 - cfg.clip_eps))
+            weights = np.where(clipped, 0.0, a * ratio)
+            grad = score_gradient(view, batch, pi, weights) / G
+            if cfg.kl_estimator == "exact":
+                grad -= cfg.beta * trace_kl_gradient(view, theta)
+            elif cfg.kl_estimator == "k3":
+                ref_logp = trace_log_prob(batch, np.log(np.maximum(view.edge_prob, 1e-300)))
+                rho = np.exp(ref_logp - logp)  # π_ref(y)/π_θ(y)
+                grad -= cfg.beta * score_gradient(view, batch, pi, 1.0 - rho) / G
+            state.logits[j] = _frozen(view, theta + cfg.lr * grad)
+            clipped_total += int(clipped.sum())
+            count_total += G
+    return {"zero_std_groups": int(n_zero), "clip_fraction": clipped_total / max(count_total, 1),
+            "reward_mean": float(reward_mat.mean())}
+
+
+# ---------------------------------------------------------------------- metrics
+def _entropy(nu: np.ndarray) -> float:
+    m = nu > 0
+    return float(-np.sum(nu[m] * np.log(nu[m])))
+
+
+def prompt_metrics(state: PromptState) -> dict:
+    nus = np.stack([forward(v, th).marginal for v, th in zip(state.views, state.logits)])  # (m, K)
+    kls = [trace_kl(v, th) for v, th in zip(state.views, state.logits)]
+    game = state.problem.game()
+    policy_kl = float(np.sum(game.weights * np.array(kls)))
+    out = {
+        "distance_to_optimum": float(np.max(0.5 * np.abs(nus - state.optimum).sum(axis=1))),
+        "exploitability": float(game.exploitability(nus, policy_kl=policy_kl)),
+        "answer_entropy": float(np.mean([_entropy(n) for n in nus])),
+    }
+    if state.correct is not None:
+        out["accuracy"] = float(np.mean(nus[:, state.correct]))
+    if state.problem.constraints:
+        h = _constraint_matrix(state)
+        out["constraint_mass"] = [float(x) for x in (h @ nus.mean(axis=0))]
+        out["multipliers"] = [float(x) for x in state.multipliers]
+    return out
+
+
+def _mean_metrics(rows: list[dict]) -> dict:
+    out = {}
+    for key in ("distance_to_optimum", "exploitability", "answer_entropy", "accuracy"):
+        vals = [r[key] for r in rows if key in r]
+        if vals:
+            out[key] = float(np.mean(vals))
+    masses = [r["constraint_mass"] for r in rows if "constraint_mass" in r]
+    if masses:
+        out["constraint_mass"] = np.mean(np.array(masses), axis=0).tolist()
+    return out
+
+
+# ---------------------------------------------------------------------- driver
+def simulate(models: Sequence[ReasoningDAG | Task], cfg: SimulationConfig, *, out: str | os.PathLike | None = None,
+             progress: bool = False, log_every: int = 1) -> SimulationResult:
+    """Run ``cfg.steps`` GRPO updates on every prompt; write the per-step trajectory as JSONL to ``out``.
+
+    The JSONL is written to ``out + '.partial'`` as the run goes and renamed to ``out`` at the end.
+    """
+    cfg.validate()
+    if not models:
+        raise ValidationError("simulate needs at least one DAG or task file")
+    algo = get_algorithm(cfg.algorithm)
+    prompts = [prepare_prompt(m, cfg) for m in models]
+    multiview = any(p.n_views > 1 for p in prompts)
+    _, group_objective = algo.resolve(cfg.objective, multiview)
+    rng = np.random.default_rng(cfg.seed)
+    history: list[dict] = []
+    path = Path(out) if out is not None else None
+    handle = None
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(str(path) + ".partial", "w", encoding="utf-8")
+        handle.write(json.dumps({"config": asdict(cfg)}) + "\n")
+    iterator = range(cfg.steps + 1)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, desc=f"{cfg.algorithm} [{cfg.mode}]", leave=False)
+    t0 = time.perf_counter()
+    try:
+        for step in iterator:
+            if step % log_every == 0 or step == cfg.steps:
+                row = {"step": step, **_mean_metrics([prompt_metrics(p) for p in prompts])}
+                history.append(row)
+                if handle is not None:
+                    handle.write(json.dumps(row) + "\n")
+                if bar is not None:
+                    bar.set_postfix(dist=f"{row['distance_to_optimum']:.2e}")
+            if step == cfg.steps:
+                break
+            if cfg.mode == "sampled":
+                extra = _sampled_step(prompts, cfg, group_objective, rng)
+                if history and history[-1]["step"] == step:
+                    history[-1].update(extra)
+            else:
+                for state in prompts:
+                    _step_deterministic(state, cfg, group_objective)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        if handle is not None:
+            handle.close()
+    if path is not None:
+        os.replace(str(path) + ".partial", path)
+    final = []
+    for p in prompts:
+        nus = [forward(v, th).marginal for v, th in zip(p.views, p.logits)]
+        entry = {**prompt_metrics(p)}
+        if p.n_views > 1:
+            entry["views"] = [{a: float(x) for a, x in zip(p.problem.answers, n)} for n in nus]
+        else:
+            entry["answer_distribution"] = {a: float(x) for a, x in zip(p.problem.answers, nus[0])}
+        entry["optimum"] = [{a: float(x) for a, x in zip(p.problem.answers, n)} for n in p.optimum]
+        final.append(entry)
+    return SimulationResult(cfg, history, final, time.perf_counter() - t0,
+                            str(path) if path is not None else None, prompts)
