@@ -126,7 +126,8 @@ def test_t2_alternating_best_response_is_monotone_for_convex_sharpen(k, beta, da
     objective = np.array([h["objective"] for h in run.history])
     assert np.all(np.diff(objective) >= -1e-12)
     star = obj.closed_form(nu0, beta)
-    assert np.abs(run.nus[0] - star).max() <= 1e-6 or run.iterations == 500
+    # exploitability ~ (β−τ)·error², so near τ ≈ β the marginal error is ~sqrt(1e-13 / (β−τ)).
+    assert np.abs(run.nus[0] - star).max() <= 1e-5 or run.iterations == 500
 
 
 def test_control_wrong_beta_in_gibbs_is_not_an_equilibrium():
