@@ -1,0 +1,1 @@
+"""Scripts that regenerate every figure (one module per figure, each importable and runnable)."""
