@@ -1,0 +1,411 @@
+"""The exact finite-group effective reward ``ḡ_G(z) = E[A_i | z_i = z]`` (THEORY T10, T11).
+
+With one on-policy step and no clipping, the expected GRPO update at group size G is the exact policy
+gradient of the per-answer reward ``ḡ_G`` (T10): the advantage of a sample with answer z, averaged over
+the other G−1 answers drawn iid from ``nu``. Two exact evaluation paths:
+
+* **binomial** (count objectives, ``scale="none"``): ``g_i = T[z_i, C_i]`` with ``C_i ~ Bin(G−1, ν(z))``
+  given ``z_i = z``; for another sample j of answer z', ``C_j = 1[z' = z] + Bin(G−2, ν(z'))``. Hence
+
+      E[g_i | z]          = Σ_c Bin(c; G−1, ν_z) T[z, c]
+      E[g_j | z_i = z]    = Σ_z' ν_z' h0(z') + ν_z (h1(z) − h0(z)),
+      h0(z') = Σ_c Bin(c; G−2, ν_z') T[z', c],   h1(z') = Σ_c Bin(c; G−2, ν_z') T[z', c+1],
+
+  and RLOO ``ḡ = E[g_i|z] − E[g_j|z_i=z]``; "mean" multiplies it by (G−1)/G exactly; "none" is
+  ``E[g_i|z]``. Cost O(K·G).
+* **enumerate** (any objective, any baseline, ``scale`` "none" or "group"): sum over the compositions
+  of the other G−1 answers (multinomial weights), calling ``group_rewards`` and ``advantages`` on every
+  composition, i.e. the very code a simulator runs. Cost ~ K·C(G+K−2, K−1)·G; refused above
+  ``MAX_COMPOSITIONS`` compositions.
+
+``scale="batch"`` has no per-prompt effective reward (it couples prompts) and is refused.
+``effective_reward_multiview`` does the same for multi-view consensus / pairwise rewards.
+
+Note (measured, contradicts the letter of T11): when rewards depend on the group (every objective but
+"reward"), the RLOO baseline ``mean_{j≠i} g_j`` is *not* independent of z_i — the other samples' LOO
+counts include sample i — so RLOO does not leave ``E[g_i|z]`` unchanged up to a constant. For the
+unbiased gini reward it scales the τ-term by (G−2)/(G−1):
+``ḡ_rloo(z) = r(z) − <r,ν> − 2τ (G−2)/(G−1) (ν(z) − Σν²)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+from scipy.special import gammaln, xlogy
+
+from dagsim.errors import DomainError, ValidationError
+from dagsim.estimators import binomial_pmf, log_estimator_table
+from dagsim.grpo.advantages import BASELINES, advantages
+from dagsim.grpo.rewards import (
+    CONSENSUS_KINDS,
+    REWARD_OBJECTIVES,
+    consensus_group_rewards,
+    count_reward_table,
+    group_rewards,
+    pairwise_group_rewards,
+)
+
+__all__ = [
+    "MAX_COMPOSITIONS",
+    "SIMPLEX_ATOL",
+    "EFFECTIVE_METHODS",
+    "MULTIVIEW_OBJECTIVES",
+    "n_compositions",
+    "effective_reward",
+    "effective_reward_multiview",
+]
+
+#: The enumeration path refuses more compositions of the other G−1 answers than this
+#: (G=16, K=8 has 170,544; G=16, K=12 has 7.7e6, G=32, K=8 has 6.3e6).
+MAX_COMPOSITIONS = 2_000_000
+#: Compositions are processed in chunks of this many rows (bounds memory: chunk × G floats per array).
+_ENUM_CHUNK = 32_768
+#: ``nu`` must sum to 1 within this (it is a probability vector; a solver's output may be off by rounding).
+SIMPLEX_ATOL = 1e-9
+EFFECTIVE_METHODS = ("auto", "binomial", "enumerate")
+
+
+def n_compositions(n: int, k: int) -> int:
+    """Number of ways to write n as an ordered sum of k non-negative integers: C(n+k−1, k−1)."""
+    return math.comb(n + k - 1, k - 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _compositions(n: int, k: int) -> np.ndarray:
+    """All count vectors of length k summing to n, shape ``(C(n+k−1, k−1), k)`` (read-only, cached)."""
+    if k == 1:
+        out = np.array([[n]], dtype=np.int64)
+    else:
+        blocks = []
+        for first in range(n + 1):
+            sub = _compositions(n - first, k - 1)  # (m, k-1)
+            blocks.append(np.column_stack([np.full(len(sub), first, dtype=np.int64), sub]))
+        out = np.vstack(blocks)
+    out.setflags(write=False)
+    return out
+
+
+def _check_nu(nu: np.ndarray) -> np.ndarray:
+    p = np.asarray(nu, dtype=np.float64)
+    if p.ndim != 1 or p.size < 1:
+        raise ValidationError(f"nu must be a probability vector of shape (n_answers,), got shape {p.shape}")
+    if not np.all(np.isfinite(p)) or np.any(p < 0) or abs(p.sum() - 1.0) > SIMPLEX_ATOL:
+        raise ValidationError(f"nu must be non-negative and sum to 1 (±{SIMPLEX_ATOL}), got sum {p.sum()!r}")
+    return np.clip(p, 0.0, 1.0)
+
+
+def _binomial_path(table: np.ndarray, nu: np.ndarray, baseline: str) -> np.ndarray:
+    """Closed-form binomial sums (module docstring) for a count-reward table ``(K, G)``."""
+    G = table.shape[1]
+    own = (binomial_pmf(G - 1, nu) * table).sum(axis=1)  # (K,) E[g_i | z_i = z]
+    if baseline == "none":
+        return own
+    pmf2 = binomial_pmf(G - 2, nu)  # (K, G-1)
+    h0 = (pmf2 * table[:, :-1]).sum(axis=1)  # (K,) other sample's answer != z
+    h1 = (pmf2 * table[:, 1:]).sum(axis=1)  # (K,) other sample's answer == z: its count includes i
+    other = nu @ h0 + nu * (h1 - h0)  # (K,) E[g_j | z_i = z], j != i
+    rloo = own - other
+    return rloo if baseline == "rloo" else (G - 1) / G * rloo
+
+
+def _enumeration_path(
+    objective: str, nu: np.ndarray, G: int, baseline: str, scale: str, reward_kw: dict
+) -> np.ndarray:
+    """Exact multinomial sum over the other G−1 answers, through ``group_rewards`` and ``advantages``."""
+    K = nu.size
+    n_comp = n_compositions(G - 1, K)
+    if n_comp > MAX_COMPOSITIONS:
+        raise DomainError(
+            f"G = {G}, n_answers = {K}: {n_comp} compositions exceed MAX_COMPOSITIONS = {MAX_COMPOSITIONS}; "
+            "use the binomial path (count objectives, scale='none') or Monte Carlo"
+        )
+    comps = _compositions(G - 1, K)  # (n_comp, K)
+    log_prob = gammaln(G) - gammaln(comps + 1.0).sum(axis=1) + xlogy(comps, nu[None, :]).sum(axis=1)
+    prob = np.exp(log_prob)  # (n_comp,) multinomial weights of the other G-1 answers
+    keep = prob > 0.0  # compositions using an answer of probability 0 contribute nothing
+    comps, prob = comps[keep], prob[keep]
+    positions = np.arange(G - 1)
+    out = np.zeros(K)
+    for start in range(0, len(comps), _ENUM_CHUNK):
+        chunk = comps[start : start + _ENUM_CHUNK]  # (n, K)
+        w = prob[start : start + _ENUM_CHUNK]  # (n,)
+        cum = chunk.cumsum(axis=1)  # (n, K)
+        others = (positions[None, :, None] >= cum[:, None, :]).sum(axis=2)  # (n, G-1) sorted answers
+        for z in range(K):
+            groups = np.column_stack(
+                [np.full(len(chunk), z, dtype=np.int64), others]
+            )  # (n, G); sample i first
+            g = group_rewards(objective, groups, n_answers=K, **reward_kw)  # (n, G)
+            adv, _ = advantages(g, baseline=baseline, scale=scale)  # (n, G)
+            out[z] += w @ adv[:, 0]
+    return out
+
+
+def effective_reward(
+    objective: str,
+    nu: np.ndarray,
+    G: int,
+    *,
+    baseline: str = "rloo",
+    scale: str = "none",
+    tau: float = 0.0,
+    task_reward: np.ndarray | None = None,
+    order: float | None = None,
+    estimator: str = "minimax",
+    method: str = "auto",
+) -> np.ndarray:
+    """Exact ``ḡ_G(z) = E[A_i | z_i = z]`` for every answer z (T10), shape ``(n_answers,)`` = ``nu.shape``.
+
+    Arguments after ``G`` are those of ``group_rewards`` and ``advantages``. ``method``: "auto" (binomial
+    when possible, else enumeration), "binomial" (DomainError if not applicable) or "enumerate".
+    Defined also for answers with ``nu(z) = 0`` (conditioning on a sample showing z).
+    """
+    if objective not in REWARD_OBJECTIVES:
+        raise ValidationError(f"objective must be one of {sorted(REWARD_OBJECTIVES)}, got {objective!r}")
+    if baseline not in BASELINES:
+        raise ValidationError(f"baseline must be one of {BASELINES}, got {baseline!r}")
+    if scale not in ("none", "group"):
+        raise DomainError(
+            f"scale={scale!r}: the effective reward is per prompt; 'batch' scaling couples prompts"
+        )
+    if method not in EFFECTIVE_METHODS:
+        raise ValidationError(f"method must be one of {EFFECTIVE_METHODS}, got {method!r}")
+    if int(G) != G or G < 2:
+        raise DomainError(f"group size G must be an integer >= 2, got {G!r}")
+    G = int(G)
+    p = _check_nu(nu)
+    reward_kw = dict(tau=tau, task_reward=task_reward, order=order, estimator=estimator)
+    binomial_ok = REWARD_OBJECTIVES[objective].count_table is not None and scale == "none"
+    if method == "binomial" and not binomial_ok:
+        raise DomainError(
+            f"the binomial path needs a count objective and scale='none' (got {objective!r}, scale={scale!r})"
+        )
+    if binomial_ok and method != "enumerate":
+        table = count_reward_table(objective, n_answers=p.size, group_size=G, **reward_kw)  # (K, G)
+        return _binomial_path(table, p, baseline)
+    return _enumeration_path(objective, p, G, baseline, scale, reward_kw)
+
+
+# ================================================================================================
+# Multi-view (views' groups independent): consensus and pairwise coherence
+# ================================================================================================
+MULTIVIEW_OBJECTIVES = ("consensus", "pairwise")
+#: The arithmetic-consensus binomial path sums over the joint law of the other views' counts at one
+#: answer (a product of binomials); refused above this many support points.
+MAX_OTHER_VIEW_SUPPORT = 1_000_000
+
+
+def _multinomial_weights(comps: np.ndarray, nu: np.ndarray) -> np.ndarray:
+    n = int(comps[0].sum())
+    log_prob = gammaln(n + 1.0) - gammaln(comps + 1.0).sum(axis=1) + xlogy(comps, nu[None, :]).sum(axis=1)
+    return np.exp(log_prob)  # (n_comp,)
+
+
+def _answers_from_counts(comps: np.ndarray) -> np.ndarray:
+    """Sorted answer lists of count vectors: ``(n, K)`` with row sums n_total -> ``(n, n_total)``."""
+    n_total = int(comps[0].sum())
+    cum = comps.cumsum(axis=1)  # (n, K)
+    return (np.arange(n_total)[None, :, None] >= cum[:, None, :]).sum(axis=2)
+
+
+def _view_rewards(objective, views, n_answers, kw) -> list[np.ndarray]:
+    if objective == "consensus":
+        return consensus_group_rewards(
+            views,
+            n_answers=n_answers,
+            tau=kw["tau"],
+            consensus=kw["consensus"],
+            weights=kw["weights"],
+            task_reward=kw["task_reward"],
+            estimator=kw["estimator"],
+        )
+    return pairwise_group_rewards(
+        views,
+        n_answers=n_answers,
+        tau=kw["tau"],
+        pairs=kw["pairs"],
+        answer_maps=kw["answer_maps"],
+        task_reward=kw["task_reward"],
+    )
+
+
+def _multiview_enumeration(objective, nus, sizes, j, baseline, scale, kw) -> np.ndarray:
+    """ḡ for view j by exact enumeration of view j's other G_j−1 answers and every other view's group."""
+    m, K = nus.shape
+    comp_sets, weights = [], []
+    for k in range(m):
+        n_k = sizes[k] - 1 if k == j else sizes[k]
+        comps = _compositions(n_k, K)
+        w = _multinomial_weights(comps, nus[k])
+        keep = w > 0.0
+        comp_sets.append(comps[keep])
+        weights.append(w[keep])
+    shape = tuple(len(c) for c in comp_sets)
+    total = int(np.prod(shape, dtype=np.float64))
+    if total > MAX_COMPOSITIONS:
+        raise DomainError(
+            f"multi-view enumeration for view {j}: {total} joint compositions exceed MAX_COMPOSITIONS = "
+            f"{MAX_COMPOSITIONS}; use scale='none' with an arithmetic consensus or pairwise (binomial path)"
+        )
+    answers = [_answers_from_counts(c) for c in comp_sets]  # per view (n_comp_k, n_k)
+    out = np.zeros(K)
+    for start in range(0, total, _ENUM_CHUNK):
+        flat = np.arange(start, min(start + _ENUM_CHUNK, total))
+        idx = np.unravel_index(flat, shape)  # per view (n,)
+        w = np.prod([weights[k][idx[k]] for k in range(m)], axis=0)  # (n,)
+        for z in range(K):
+            views = []
+            for k in range(m):
+                a = answers[k][idx[k]]  # (n, n_k)
+                if k == j:
+                    a = np.column_stack([np.full(len(flat), z, dtype=np.int64), a])  # sample i first
+                views.append(a)
+            rew = _view_rewards(objective, views, K, kw)[j]  # (n, G_j)
+            adv, _ = advantages(rew, baseline=baseline, scale=scale)
+            out[z] += w @ adv[:, 0]
+    return out
+
+
+def _other_views_law(nus, sizes, weights, j, z) -> tuple[np.ndarray, np.ndarray]:
+    """Support and probabilities of ``S = Σ_{k≠j} w_k n_k(z)/G_k`` with ``n_k(z) ~ Bin(G_k, ν_k(z))``."""
+    values, probs = np.zeros(1), np.ones(1)
+    for k in range(len(sizes)):
+        if k == j:
+            continue
+        pmf = binomial_pmf(sizes[k], np.array([nus[k, z]]))[0]  # (G_k + 1,)
+        step = weights[k] * np.arange(sizes[k] + 1) / sizes[k]
+        values = (values[:, None] + step[None, :]).ravel()
+        probs = (probs[:, None] * pmf[None, :]).ravel()
+        if values.size > MAX_OTHER_VIEW_SUPPORT:
+            raise DomainError(f"other views' joint count support {values.size} > {MAX_OTHER_VIEW_SUPPORT}")
+    return values, probs
+
+
+def _multiview_table(objective, nus, sizes, j, kw) -> np.ndarray:
+    """Expected reward table ``T_j[z, c] = E[g | z, C = c]`` over the other views' (independent) groups."""
+    m, K = nus.shape
+    G_j = sizes[j]
+    c = np.arange(G_j, dtype=np.float64)  # (G_j,)
+    r, tau = kw["task_reward"], kw["tau"]
+    table = np.repeat(r[:, None], G_j, axis=1)  # (K, G_j)
+    if objective == "pairwise":
+        pairs = (
+            kw["pairs"] if kw["pairs"] is not None else [(a, b) for a in range(m) for b in range(a + 1, m)]
+        )
+        maps = kw["answer_maps"] or {}
+        identity = np.arange(K)
+        for a, b in pairs:
+            t_ab = np.asarray(maps.get((a, b), identity), dtype=np.int64)
+            if j == a:
+                other, t = b, t_ab
+            elif j == b:
+                other, t = a, np.argsort(t_ab)
+            else:
+                continue
+            table = table - 2.0 * tau * (c[None, :] / (G_j - 1) - nus[other, t][:, None])
+        return table
+    # arithmetic consensus: r + τ (E log(w_j (c+1)/G_j + S) − log_hat ν_j)
+    if kw["estimator"] == "unbiased":
+        raise DomainError("estimator 'unbiased' is impossible for the log consensus reward (T8)")
+    log_nu = log_estimator_table(G_j, kw["estimator"])  # (G_j,)
+    w = kw["weights"]
+    own = w[j] * (c + 1.0) / G_j  # (G_j,)
+    for z in range(K):
+        values, probs = _other_views_law(nus, sizes, w, j, z)
+        table[z] += tau * (probs @ np.log(own[None, :] + values[:, None]) - log_nu)
+    return table
+
+
+def effective_reward_multiview(
+    objective: str,
+    nus: np.ndarray,
+    G: int | tuple[int, ...],
+    *,
+    baseline: str = "rloo",
+    scale: str = "none",
+    weights: np.ndarray | None = None,
+    consensus: str = "arithmetic",
+    tau: float = 0.0,
+    task_reward: np.ndarray | None = None,
+    order: float | None = None,
+    estimator: str = "minimax",
+    pairs=None,
+    answer_maps=None,
+    method: str = "auto",
+) -> np.ndarray:
+    """Exact per-view effective reward ``ḡ_j(z) = E[A_i | z_i = z]`` for a sample of view j (T10), ``(m, K)``.
+
+    ``nus`` ``(m, K)``: the views' answer marginals; each view draws its own group (size ``G`` or
+    ``G[j]``) independently. ``objective``: "consensus" (``consensus_group_rewards`` with ``consensus``,
+    ``weights``, ``estimator``) or "pairwise" (``pairwise_group_rewards`` with ``pairs``,
+    ``answer_maps``); any single-view objective of ``REWARD_OBJECTIVES`` is applied to each view alone
+    (``order`` is used only then).
+
+    Paths: **binomial** for arithmetic consensus and pairwise with ``scale="none"`` — given the other
+    views' groups are independent of view j's, a view-j reward depends on them only through the counts
+    at its own answer, so ``T_j[z, c] = E[g | z, C = c]`` is a count table and the single-view binomial
+    sums apply exactly. **enumerate** otherwise (geometric/majority consensus, ``scale="group"``): the
+    joint compositions of all views' groups, refused above ``MAX_COMPOSITIONS``.
+    """
+    p = np.asarray(nus, dtype=np.float64)
+    if p.ndim != 2:
+        raise ValidationError(f"nus must have shape (n_views, n_answers), got {p.shape}")
+    rows = [_check_nu(row) for row in p]
+    p = np.stack(rows)
+    m, K = p.shape
+    sizes = tuple(int(g) for g in (G if np.ndim(G) else [G] * m))
+    if len(sizes) != m or any(g < 2 for g in sizes):
+        raise DomainError(f"G must be an integer >= 2 or one per view, got {G!r} for {m} views")
+    if objective in REWARD_OBJECTIVES:
+        kw1 = dict(baseline=baseline, scale=scale, tau=tau, task_reward=task_reward, order=order)
+        return np.stack(
+            [
+                effective_reward(objective, p[j], sizes[j], estimator=estimator, method=method, **kw1)
+                for j in range(m)
+            ]
+        )
+    if objective not in MULTIVIEW_OBJECTIVES:
+        raise ValidationError(
+            f"objective must be one of {MULTIVIEW_OBJECTIVES} or {sorted(REWARD_OBJECTIVES)}, "
+            f"got {objective!r}"
+        )
+    if baseline not in BASELINES:
+        raise ValidationError(f"baseline must be one of {BASELINES}, got {baseline!r}")
+    if scale not in ("none", "group"):
+        raise DomainError(
+            f"scale={scale!r}: the effective reward is per prompt; 'batch' scaling couples prompts"
+        )
+    if method not in EFFECTIVE_METHODS:
+        raise ValidationError(f"method must be one of {EFFECTIVE_METHODS}, got {method!r}")
+    if objective == "consensus" and consensus not in CONSENSUS_KINDS:
+        raise ValidationError(f"consensus must be one of {CONSENSUS_KINDS}, got {consensus!r}")
+    if not np.isfinite(tau) or tau < 0:
+        raise DomainError(f"tau must be finite and >= 0, got {tau!r}")
+    r = np.zeros(K) if task_reward is None else np.asarray(task_reward, dtype=np.float64)
+    if r.shape != (K,):
+        raise ValidationError(f"task_reward must have shape (n_answers,) = ({K},), got {r.shape}")
+    w = np.full(m, 1.0 / m) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (m,) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
+        raise ValidationError(f"weights must be {m} non-negative numbers summing to 1, got {weights!r}")
+    kw = dict(
+        tau=float(tau),
+        task_reward=r,
+        weights=w,
+        consensus=consensus,
+        estimator=estimator,
+        pairs=pairs,
+        answer_maps=answer_maps,
+    )
+    binomial_ok = scale == "none" and (objective == "pairwise" or consensus == "arithmetic")
+    if method == "binomial" and not binomial_ok:
+        raise DomainError("the binomial path needs scale='none' and pairwise or arithmetic consensus")
+    out = np.zeros((m, K))
+    for j in range(m):
+        if binomial_ok and method != "enumerate":
+            out[j] = _binomial_path(_multiview_table(objective, p, sizes, j, kw), p[j], baseline)
+        else:
+            out[j] = _multiview_enumeration(objective, p, sizes, j, baseline, scale, kw)
+    return out
