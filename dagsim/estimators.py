@@ -129,10 +129,32 @@ def binomial_pmf(n: int, p: np.ndarray) -> np.ndarray:
     return np.exp(log_binom + xlogy(c, pp) + xlog1py(n - c, -pp))  # (..., n+1)
 
 
+#: Largest n_groups × (max answer + 1) for the dense-bincount path of :func:`loo_counts` (~400 MB of int64).
+LOO_DENSE_LIMIT = 50_000_000
+
+
 def loo_counts(answers: np.ndarray) -> np.ndarray:
-    """Leave-one-out counts ``C_i = #{j != i : z_j = z_i}`` (THEORY §6); shape ``(..., G)`` -> same."""
+    """Leave-one-out counts ``C_i = #{j != i : z_j = z_i}`` (THEORY §6); shape ``(..., G)`` -> same.
+
+    O(G) per group (THEORY §7: answer-level rewards need only hashing of the G answers): one bincount
+    over (group, answer) keys, or a per-group ``np.unique`` when answer ids are too sparse for that.
+    """
     arr = _as_answers(answers)
-    return (arr[..., :, None] == arr[..., None, :]).sum(axis=-1) - 1  # (..., G)
+    flat = arr.reshape(-1, arr.shape[-1])  # (B, G)
+    n_groups = flat.shape[0]
+    if flat.size == 0:
+        return np.zeros(arr.shape, dtype=np.int64)
+    span = int(flat.max()) + 1
+    if n_groups * span <= LOO_DENSE_LIMIT:
+        keys = flat + (np.arange(n_groups, dtype=np.int64) * span)[:, None]  # (B, G)
+        counts = np.bincount(keys.ravel(), minlength=n_groups * span)
+        out = counts[keys] - 1
+    else:
+        out = np.empty_like(flat)
+        for b in range(n_groups):
+            _, inverse, counts = np.unique(flat[b], return_inverse=True, return_counts=True)
+            out[b] = counts[inverse] - 1
+    return out.reshape(arr.shape)
 
 
 def group_counts(answers: np.ndarray, n_answers: int) -> np.ndarray:

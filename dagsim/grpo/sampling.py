@@ -41,29 +41,35 @@ def _edge_keys(dag: ReasoningDAG, pi: np.ndarray) -> np.ndarray:
 
 
 def sample_traces(dag: ReasoningDAG, pi: np.ndarray, n: int, rng: np.random.Generator, *,
-                  record_edges: bool = True) -> TraceBatch:
-    """Draw ``n`` independent traces from the Markov policy with edge probabilities ``pi`` ``(n_edges,)``."""
+                  record_edges: bool = True, start: np.ndarray | None = None) -> TraceBatch:
+    """Draw ``n`` independent traces from the Markov policy with edge probabilities ``pi`` ``(n_edges,)``.
+
+    Traces start at the root, or at the nodes ``start`` ``(n,)`` (used to sample a batch of prompts from
+    a disjoint union of DAGs in one call).
+    """
     if n < 0:
         raise DomainError(f"number of traces must be >= 0, got {n}")
     keys = _edge_keys(dag, np.asarray(pi, dtype=np.float64))
-    cur = np.zeros(n, dtype=np.int64)  # (n,) current node
+    cur = np.zeros(n, dtype=np.int64) if start is None else np.array(start, dtype=np.int64)  # (n,) current node
+    if cur.shape != (n,):
+        raise DomainError(f"start must have shape ({n},), got {cur.shape}")
     active = np.arange(n)
     edges_per_round: list[tuple[np.ndarray, np.ndarray]] = []
-    out_deg = dag.out_degree
+    is_internal = dag.out_degree > 0
     lengths = np.zeros(n, dtype=np.int64)
+    nodes = cur
     while active.size:
-        nodes = cur[active]
-        alive = out_deg[nodes] > 0
-        active, nodes = active[alive], nodes[alive]
-        if not active.size:
-            break
-        u = rng.random(active.size)
-        e = np.searchsorted(keys, nodes + u, side="left")
-        # Guard against zero-probability edges chosen at exact ties (u == 0): move right within the node.
-        e = np.minimum(e, dag.node_ptr[nodes + 1] - 1)
+        alive = is_internal[nodes]
+        if not alive.all():
+            active, nodes = active[alive], nodes[alive]
+            if not active.size:
+                break
+        # The key of a node's last edge is exactly node + 1 > node + u, so the search stays in the node.
+        e = np.searchsorted(keys, nodes + rng.random(active.size), side="left")
         if record_edges:
             edges_per_round.append((active, e))
-        cur[active] = dag.edge_dst[e]
+        nodes = dag.edge_dst[e]
+        cur[active] = nodes
         lengths[active] += 1
     answers = dag.leaf_answer[cur]
     max_len = len(edges_per_round)

@@ -40,6 +40,8 @@ SCALES = ("none", "group", "batch")
 KL_ESTIMATORS = ("exact", "k3", "none")
 #: Logits are kept finite: a -inf reference logit (π0 = 0) is frozen at this value (exp underflows to 0).
 FROZEN_LOGIT = -1e4
+#: Natural-gradient steps skip edges whose visit probability μ(u)π(e) is below this (no information there).
+NATURAL_MIN_WEIGHT = 1e-250
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,9 @@ class SimulationConfig:
     """KL term in sampled mode: exact | k3 | none"""
     dual_lr: float = 1.0
     """step of the multipliers' dual ascent (constrained-grpo)"""
+    natural: bool = False
+    """exact/expected modes: natural policy gradient (the advantage Q(e) − V(u) per edge, i.e. the
+    gradient preconditioned by the tabular Fisher) instead of the plain logit gradient"""
 
     def validate(self) -> None:
         get_algorithm(self.algorithm)
@@ -217,6 +222,10 @@ def _step_deterministic(state: PromptState, cfg: SimulationConfig, group_objecti
     for j, (view, fb) in enumerate(zip(state.views, fbs)):
         grad = logit_gradient(view, state.logits[j], g[j], fb=fb) - cfg.beta * _kl_gradient_exact(
             view, state.logits[j], fb)
+        if cfg.natural:
+            # Tabular natural gradient: ∂J/∂θ_e = μ(u)π(e)·(advantage of e) -> step on the advantage itself.
+            weight = fb.occupancy[view.edge_src] * fb.pi
+            grad = np.divide(grad, weight, out=np.zeros_like(grad), where=weight > NATURAL_MIN_WEIGHT)
         state.logits[j] = _frozen(view, state.logits[j] + cfg.lr * grad)
     if state.problem.constraints:
         _dual_step(state, cfg, nus[0])
@@ -298,6 +307,53 @@ def _sampled_step(prompts: Sequence[PromptState], cfg: SimulationConfig, group_o
             "reward_mean": float(reward_mat.mean())}
 
 
+def _sampled_step_union(prompts: Sequence[PromptState], batch_union, cfg: SimulationConfig, group_objective: str,
+                        rng: np.random.Generator) -> dict:
+    """The sampled step for single-view, unconstrained prompts, all prompts at once on their union DAG.
+
+    Same mathematics as :func:`_sampled_step` (a parity test pins them): answers live in the union's
+    answer space, so count-based group rewards are computed in one vectorized call.
+    """
+    from dagsim.grpo.advantages import advantages
+    from dagsim.grpo.rewards import group_rewards
+
+    U = batch_union.union
+    G, B = cfg.group_size, batch_union.n_prompts
+    theta = batch_union.gather_logits([s.logits[0] for s in prompts])
+    pi = edge_policy(U, theta)
+    batch = sample_traces(U, pi, B * G, rng, start=np.repeat(batch_union.roots, G))
+    answers = batch.answers.reshape(B, G)  # (B, G) union answer indices
+    kw = _group_reward_kwargs(prompts[0], cfg, group_objective)
+    kw["n_answers"] = U.n_answers
+    kw["task_reward"] = U.reward
+    rewards = np.asarray(group_rewards(group_objective, answers, **kw), dtype=np.float64)  # (B, G)
+    adv, n_zero = advantages(rewards, baseline=cfg.baseline, scale=cfg.scale)
+    adv = adv.reshape(-1)  # (B·G,)
+    old_logp = trace_log_prob(batch, np.log(np.maximum(pi, 1e-300)))
+    frozen = np.zeros(U.n_edges, dtype=bool)
+    frozen[batch_union.super_edges] = True
+    frozen |= ~np.isfinite(U.reference_logits)
+    clipped_total = 0
+    for _ in range(cfg.inner_epochs):
+        pi = edge_policy(U, theta)
+        logp = trace_log_prob(batch, np.log(np.maximum(pi, 1e-300)))
+        ratio = np.exp(logp - old_logp)  # (B·G,)
+        clipped = ((adv > 0) & (ratio > 1 + cfg.clip_eps)) | ((adv < 0) & (ratio < 1 - cfg.clip_eps))
+        grad = score_gradient(U, batch, pi, np.where(clipped, 0.0, adv * ratio)) / G
+        if cfg.kl_estimator == "exact":
+            # Under the union policy each prompt's KL enters with weight 1/B.
+            grad -= cfg.beta * B * trace_kl_gradient(U, theta)
+        elif cfg.kl_estimator == "k3":
+            ref_logp = trace_log_prob(batch, np.log(np.maximum(U.edge_prob, 1e-300)))
+            grad -= cfg.beta * score_gradient(U, batch, pi, 1.0 - np.exp(ref_logp - logp)) / G
+        theta = np.where(frozen, theta, theta + cfg.lr * grad)
+        clipped_total += int(clipped.sum())
+    for state, logits in zip(prompts, batch_union.scatter_logits(theta)):
+        state.logits[0] = logits
+    return {"zero_std_groups": int(n_zero), "clip_fraction": clipped_total / (B * G * cfg.inner_epochs),
+            "reward_mean": float(rewards.mean())}
+
+
 # ---------------------------------------------------------------------- metrics
 def _entropy(nu: np.ndarray) -> float:
     m = nu > 0
@@ -337,10 +393,12 @@ def _mean_metrics(rows: list[dict]) -> dict:
 
 # ---------------------------------------------------------------------- driver
 def simulate(models: Sequence[ReasoningDAG | Task], cfg: SimulationConfig, *, out: str | os.PathLike | None = None,
-             progress: bool = False, log_every: int = 1) -> SimulationResult:
+             progress: bool = False, log_every: int = 1, batched: bool = True) -> SimulationResult:
     """Run ``cfg.steps`` GRPO updates on every prompt; write the per-step trajectory as JSONL to ``out``.
 
     The JSONL is written to ``out + '.partial'`` as the run goes and renamed to ``out`` at the end.
+    ``batched`` runs the sampled step of single-view unconstrained prompts on their union DAG (same
+    mathematics, one numpy call per operation instead of one per prompt).
     """
     cfg.validate()
     if not models:
@@ -350,6 +408,12 @@ def simulate(models: Sequence[ReasoningDAG | Task], cfg: SimulationConfig, *, ou
     multiview = any(p.n_views > 1 for p in prompts)
     _, group_objective = algo.resolve(cfg.objective, multiview)
     rng = np.random.default_rng(cfg.seed)
+    union = None
+    if cfg.mode == "sampled" and batched and not multiview and not any(p.problem.constraints for p in prompts) \
+            and group_objective not in ("consensus", "pairwise"):
+        from dagsim.grpo.batch import union_of
+
+        union = union_of([p.views[0] for p in prompts])
     history: list[dict] = []
     path = Path(out) if out is not None else None
     handle = None
@@ -376,7 +440,8 @@ def simulate(models: Sequence[ReasoningDAG | Task], cfg: SimulationConfig, *, ou
             if step == cfg.steps:
                 break
             if cfg.mode == "sampled":
-                extra = _sampled_step(prompts, cfg, group_objective, rng)
+                extra = (_sampled_step_union(prompts, union, cfg, group_objective, rng) if union is not None
+                         else _sampled_step(prompts, cfg, group_objective, rng))
                 if history and history[-1]["step"] == step:
                     history[-1].update(extra)
             else:
