@@ -34,12 +34,14 @@ from dagsim.marginals import edge_policy, forward, logit_gradient, trace_kl, tra
 from dagsim.problem import AnswerProblem, build_problem
 
 MODES = ("exact", "expected", "sampled")
-ESTIMATORS = ("plugin", "loo", "unbiased", "minimax")
+ESTIMATORS = ("plugin", "loo", "unbiased", "minimax", "minimax_monotone")
 BASELINES = ("rloo", "mean", "none")
 SCALES = ("none", "group", "batch")
 KL_ESTIMATORS = ("exact", "k3", "none")
 #: Logits are kept finite: a -inf reference logit (π0 = 0) is frozen at this value (exp underflows to 0).
 FROZEN_LOGIT = -1e4
+#: Marginals are floored here before exact rewards are computed (see :func:`_exact_rewards`).
+MARGINAL_FLOOR = 1e-300
 #: Natural-gradient steps skip edges whose visit probability μ(u)π(e) is below this (no information there).
 NATURAL_MIN_WEIGHT = 1e-250
 
@@ -65,7 +67,9 @@ class SimulationConfig:
     group_size: int = 8
     """G, samples per prompt (and per view)"""
     estimator: str = "minimax"
-    """log/power estimator of the group reward: plugin | loo | unbiased | minimax"""
+    """log/power estimator of the group reward: plugin | loo | unbiased | minimax | minimax_monotone
+    (the minimax log table has O(1/G²) bias but its variance explodes past G ≈ 16: prefer
+    minimax_monotone or plugin for sampled runs with large G)"""
     baseline: str = "rloo"
     """advantage centering: rloo | mean | none (T11)"""
     scale: str = "none"
@@ -180,8 +184,17 @@ def _constraint_matrix(state: PromptState) -> np.ndarray:
 
 
 def _exact_rewards(state: PromptState, nus: np.ndarray) -> np.ndarray:
-    """∇Φ per view at the current marginals (minus Σλh for constrained runs), (m, K)."""
-    return state.problem.game().rewards(nus, state.multipliers if state.problem.constraints else None)
+    """∇Φ per view at the current marginals (minus Σλh for constrained runs), (m, K).
+
+    Marginals are floored at :data:`MARGINAL_FLOOR` first: an answer whose probability underflowed to 0
+    would otherwise get an infinite log-reward, and 0·∞ = NaN in the gradient; its gradient weight is
+    its probability, so the floor changes nothing else.
+    """
+    safe = np.maximum(nus, MARGINAL_FLOOR)
+    g = state.problem.game().rewards(safe, state.multipliers if state.problem.constraints else None)
+    if not np.all(np.isfinite(g)):
+        raise DomainError("the objective's reward is not finite at the current policy")
+    return g
 
 
 def _expected_rewards(state: PromptState, nus: np.ndarray, cfg: SimulationConfig, group_objective: str
