@@ -40,7 +40,8 @@ class Evidence:
     @property
     def passed(self) -> bool:
         # NaN never passes; zero instances never pass (no vacuous success).
-        return self.instances > 0 and math.isfinite(self.max_error) and self.max_error <= self.tolerance
+        err = float(self.max_error)
+        return bool(self.instances > 0 and math.isfinite(err) and err <= self.tolerance)
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,9 @@ def run_check(chk: Check, *, quick: bool, seed: int = 0) -> dict:
     row = {
         "id": chk.id,
         "statement": chk.statement,
-        "instances": evidence.instances,
+        "instances": int(evidence.instances),
         "max_error": _finite_or_str(evidence.max_error),
-        "tolerance": evidence.tolerance,
+        "tolerance": float(evidence.tolerance),
         "passed": evidence.passed,
         "seconds": round(seconds, 3),
         "control_failed": not control.passed,

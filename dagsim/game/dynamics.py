@@ -213,9 +213,10 @@ def dual_ascent(game: AnswerGame, iterations: int, step: float = 1.0, *, inner: 
                    multipliers=lam)
 
 
-def _lagrangian_response(game: AnswerGame, lam: np.ndarray, start: np.ndarray, iterations: int = 500,
+def _lagrangian_response(game: AnswerGame, lam: np.ndarray, start: np.ndarray, iterations: int = 20_000,
                          tol: float = 1e-14) -> np.ndarray:
-    """ν(λ) = argmax Φ(ν) − βKL − Σλ(⟨h,ν⟩ − b): fixed point of ν = Gibbs(∇Φ(ν) − Σλh) (damped for safety)."""
+    """ν(λ) = argmax Φ(ν) − βKL − Σλ(⟨h,ν⟩ − b): the fixed point of ν = Gibbs(∇Φ(ν) − Σλh), solved by
+    damped iteration (exact in one step for linear Φ); raises if it does not converge."""
     nus = start.copy()
     if getattr(game.objective, "curvature", "") == "linear":
         return gibbs(game.nu0, game.rewards(nus, lam), game.beta)
@@ -224,7 +225,8 @@ def _lagrangian_response(game: AnswerGame, lam: np.ndarray, start: np.ndarray, i
         if np.max(np.abs(new - nus)) <= tol:
             return new
         nus = new
-    return nus
+    raise SolverError(f"the Policy's response to the multipliers λ = {lam.tolist()} did not converge in "
+                      f"{iterations} damped best-response steps")
 
 
 DYNAMICS = {

@@ -120,7 +120,9 @@ class AnswerGame:
         (they agree for policies that keep π0's trace law given the answer, P2).
         """
         g = self.rewards(targets)
-        lin = float(np.sum(self.weights[:, None] * g * (nus - targets)))
+        # Answers outside the target's support may carry g = −inf (log rewards); they add 0 when ν = q = 0.
+        diff = nus - targets
+        lin = float(np.sum(self.weights[:, None] * np.where(diff != 0, g * diff, 0.0)))
         kl = policy_kl if policy_kl is not None else sum(
             w * kl_divergence(n, n0) for w, n, n0 in zip(self.weights, nus, self.nu0))
         return self.phi(targets) + lin - self.beta * kl
@@ -136,7 +138,8 @@ class AnswerGame:
     def best_response_value(self, targets: np.ndarray) -> float:
         """max_π L(π, q) = Φ(q) − Σ_j w_j⟨g_j, q_j⟩ + Σ_j w_j β log Σ_z ν_j^0 e^{g_j/β}."""
         g = self.rewards(targets)
-        return (self.phi(targets) - float(np.sum(self.weights[:, None] * g * targets))
+        g_dot_q = np.where(targets > 0, g * targets, 0.0)  # 0·(−inf) = 0 on a face of the simplex
+        return (self.phi(targets) - float(np.sum(self.weights[:, None] * g_dot_q))
                 + float(np.sum(self.weights * log_partition(self.nu0, g, self.beta))))
 
     def exploitability(self, nus: np.ndarray, targets: np.ndarray | None = None, *,
