@@ -8,7 +8,15 @@ from dataclasses import fields
 from dagsim.cli import _print_json, _table, command, load_model_file
 from dagsim.cli_game import _positive, parse_tau
 from dagsim.grpo.algorithms import ALGORITHMS
-from dagsim.grpo.simulator import BASELINES, ESTIMATORS, KL_ESTIMATORS, MODES, SCALES, SimulationConfig, simulate
+from dagsim.grpo.simulator import (
+    BASELINES,
+    ESTIMATORS,
+    KL_ESTIMATORS,
+    MODES,
+    SCALES,
+    SimulationConfig,
+    simulate,
+)
 
 
 def _field_help(name: str) -> str:

@@ -124,7 +124,8 @@ class ReasoningDAG:
         try:
             return self.answers.index(str(label))
         except ValueError:
-            raise ValidationError(f"unknown answer label {label!r}; the DAG's answers are {list(self.answers)}") from None
+            raise ValidationError(
+                f"unknown answer label {label!r}; the DAG's answers are {list(self.answers)}") from None
 
     def with_answer_space(self, answers: Sequence[str]) -> ReasoningDAG:
         """The same DAG re-indexed on a larger shared answer space (labels absent here get ν0 = 0)."""
@@ -152,7 +153,8 @@ class ReasoningDAG:
     def with_constraints(self, constraints: Sequence[LinearConstraint]) -> ReasoningDAG:
         for c in constraints:
             if c.coef.shape != (self.n_answers,):
-                raise ValidationError(f"constraint {c.name!r}: coef has shape {c.coef.shape}, expected ({self.n_answers},)")
+                raise ValidationError(
+                    f"constraint {c.name!r}: coef has shape {c.coef.shape}, expected ({self.n_answers},)")
         return _replace(self, constraints=tuple(constraints))
 
     # ------------------------------------------------------------------ constructors

@@ -62,5 +62,7 @@ def index_answers(answers_per_view: Sequence[Sequence[str | None]]) -> tuple[lis
 
 
 def task_reward_vector(answer_strings: Sequence[str], ground_truth: str | None) -> np.ndarray:
-    """``r(z)`` over a problem's answer index space: 1 for the ground-truth answer, else 0. Shape (n_answers,)."""
-    return np.array([1.0 if (ground_truth is not None and a == ground_truth) else 0.0 for a in answer_strings])
+    """``r(z)`` over a problem's answer space: 1 for the ground truth, else 0. Shape (n_answers,)."""
+    return np.array(
+        [1.0 if (ground_truth is not None and a == ground_truth) else 0.0 for a in answer_strings]
+    )

@@ -49,11 +49,13 @@ class EvalConfig:
         if not self.temperature > 0:
             raise ValidationError(f"eval.temperature must be > 0, got {self.temperature}")
         if self.max_new_tokens < 1 or self.batch_prompts < 1 or self.max_problems < 0:
-            raise ValidationError("eval.max_new_tokens and eval.batch_prompts must be >= 1, eval.max_problems >= 0")
+            raise ValidationError(
+                "eval.max_new_tokens and eval.batch_prompts must be >= 1, eval.max_problems >= 0"
+            )
 
 
 def plurality_correct(answers: Sequence[str | None], truth: str) -> float:
-    """P(a uniformly tie-broken plurality answer equals ``truth``); the no-answer bucket can win but is never correct."""
+    """P(a uniformly tie-broken plurality answer equals ``truth``); no-answer can win, never be correct."""
     counts = Counter(NO_ANSWER if a is None else a for a in answers)
     top = max(counts.values())
     winners = [a for a, c in counts.items() if c == top]
@@ -68,7 +70,9 @@ def plurality_answer(answers: Sequence[str | None]) -> str:
 
 def empirical_entropy(answers: Sequence[str | None]) -> float:
     """Entropy in nats of the empirical answer distribution (no-answer bucket = one answer)."""
-    counts = np.array(list(Counter(NO_ANSWER if a is None else a for a in answers).values()), dtype=np.float64)
+    counts = np.array(
+        list(Counter(NO_ANSWER if a is None else a for a in answers).values()), dtype=np.float64
+    )
     p = counts / counts.sum()  # (n_distinct,)
     return float(-(p * np.log(p)).sum())
 
@@ -76,17 +80,19 @@ def empirical_entropy(answers: Sequence[str | None]) -> float:
 def answer_metrics(
     sampled: Sequence[Sequence[str | None]], greedy: Sequence[str | None] | None, truths: Sequence[str]
 ) -> dict[str, float]:
-    """Metrics from extracted answers: ``sampled[i]`` are prompt i's k answers, ``greedy[i]`` its argmax answer."""
-    correct = np.array([[a == t for a in s] for s, t in zip(sampled, truths)], dtype=np.float64)  # (n, k)
+    """Metrics from extracted answers: ``sampled[i]``: prompt i's k answers; ``greedy[i]``: its argmax one."""
+    correct = np.array(
+        [[a == t for a in s] for s, t in zip(sampled, truths, strict=True)], dtype=np.float64
+    )  # (n, k)
     out = {
         "mean_accuracy": float(correct.mean()),
-        "maj_at_k": float(np.mean([plurality_correct(s, t) for s, t in zip(sampled, truths)])),
+        "maj_at_k": float(np.mean([plurality_correct(s, t) for s, t in zip(sampled, truths, strict=True)])),
         "pass_at_k": float(correct.max(axis=1).mean()),
         "answer_entropy": float(np.mean([empirical_entropy(s) for s in sampled])),
         "no_answer_rate": float(np.mean([[a is None for a in s] for s in sampled])),
     }
     if greedy is not None:
-        out["greedy_accuracy"] = float(np.mean([g == t for g, t in zip(greedy, truths)]))
+        out["greedy_accuracy"] = float(np.mean([g == t for g, t in zip(greedy, truths, strict=True)]))
     return out
 
 
@@ -100,7 +106,9 @@ def cross_view_agreement(plurality_per_view: Sequence[Sequence[str]]) -> float:
     return float(np.mean(fractions)) if fractions else float("nan")
 
 
-def evaluate(model, tokenizer, problems: Sequence[Problem], config: EvalConfig = EvalConfig(), progress=False):
+def evaluate(
+    model, tokenizer, problems: Sequence[Problem], config: EvalConfig = EvalConfig(), progress=False
+):
     """Evaluate ``model`` on every view of ``problems`` (which must have ground-truth answers)."""
     import torch
     from tqdm.auto import tqdm
@@ -120,20 +128,31 @@ def evaluate(model, tokenizer, problems: Sequence[Problem], config: EvalConfig =
     for start in tqdm(chunks, desc="evaluate", disable=not progress, dynamic_ncols=True):
         texts = [q for _, q in prompts[start : start + config.batch_prompts]]
         batch = sample_completions(
-            model, tokenizer, texts, n_samples=config.k, temperature=config.temperature,
-            max_new_tokens=config.max_new_tokens, generator=generator,
+            model,
+            tokenizer,
+            texts,
+            n_samples=config.k,
+            temperature=config.temperature,
+            max_new_tokens=config.max_new_tokens,
+            generator=generator,
         )
         answers = [extract_answer(t) for t in batch.texts]
         sampled.extend(answers[j * config.k : (j + 1) * config.k] for j in range(len(texts)))
         g = sample_completions(
-            model, tokenizer, texts, n_samples=1, temperature=1.0, max_new_tokens=config.max_new_tokens,
-            generator=None, greedy=True,
+            model,
+            tokenizer,
+            texts,
+            n_samples=1,
+            temperature=1.0,
+            max_new_tokens=config.max_new_tokens,
+            generator=None,
+            greedy=True,
         )
         greedy.extend(extract_answer(t) for t in g.texts)
     truths = [problems[i].answer for i, _ in prompts]
     metrics = answer_metrics(sampled, greedy, truths)
     per_problem: dict[int, list[str]] = {}
-    for (i, _), s in zip(prompts, sampled):
+    for (i, _), s in zip(prompts, sampled, strict=True):
         per_problem.setdefault(i, []).append(plurality_answer(s))
     metrics["cross_view_agreement"] = cross_view_agreement(list(per_problem.values()))
     metrics["k"] = config.k

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,29 +95,44 @@ def load_model(path: str | Path, device=None):
     return model.to(device or default_device()), tokenizer
 
 
-def save_model(model, tokenizer, path: str | Path, extra_files: dict[str, str] | None = None) -> None:
-    """Write model + tokenizer (+ small text files) to ``path`` atomically (temp dir, then ``os.replace``)."""
-    import os
-    import shutil
-    import tempfile
-
+@contextlib.contextmanager
+def atomic_directory(path: str | Path):
+    """Yield a temporary sibling directory; on success it replaces ``path`` (os.replace), else is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp.", dir=path.parent))
     try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        for name, text in (extra_files or {}).items():
-            (tmp / name).write_text(text, encoding="utf-8")
+        yield tmp
         if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(path, old)
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, old / "d")
             os.replace(tmp, path)
             shutil.rmtree(old)
         else:
             os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def save_model(model, tokenizer, path: str | Path, extra_files: dict[str, str] | None = None) -> None:
+    """Write model + tokenizer (+ small text files) to ``path`` atomically."""
+    with atomic_directory(path) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a text file atomically (temp file in the same directory, then ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
         raise

@@ -36,7 +36,7 @@ class PretrainConfig:
     """BPE vocabulary size (digits are always single tokens)."""
     steps: int = 1500
     """Optimizer steps."""
-    batch_size: int = 64
+    batch_size: int = 32
     """Sequences per step."""
     lr: float = 3e-3
     """Peak AdamW learning rate (linear warmup, cosine decay to lr/10)."""
@@ -103,7 +103,7 @@ def sft_batch(
     ids = torch.full((batch_size, width), tokenizer.pad_token_id, dtype=torch.long)  # (B, L) right padded
     lab = torch.full((batch_size, width), -100, dtype=torch.long)  # (B, L)
     mask = torch.zeros((batch_size, width), dtype=torch.long)  # (B, L)
-    for r, (row, lrow) in enumerate(zip(rows, labels)):
+    for r, (row, lrow) in enumerate(zip(rows, labels, strict=True)):
         ids[r, : len(row)] = torch.tensor(row)
         lab[r, : len(row)] = torch.tensor(lrow)
         mask[r, : len(row)] = 1
@@ -140,7 +140,11 @@ def pretrain(config: PretrainConfig, device=None) -> dict:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, peak=config.lr, warmup=config.warmup, total=config.steps)
         ids, mask, lab = sft_batch(
-            train, tokenizer, rng, batch_size=config.batch_size, step_noise=config.task.step_noise,
+            train,
+            tokenizer,
+            rng,
+            batch_size=config.batch_size,
+            step_noise=config.task.step_noise,
             prompt_cache=cache,
         )
         loss = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=lab.to(device)).loss

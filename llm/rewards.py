@@ -2,7 +2,7 @@
 
 No reward or advantage formula lives here: each algorithm only chooses which ``dagsim`` reward function
 to call on a problem's answer groups (THEORY.md §4, §6) and with which arguments. The answers of one
-problem arrive as index arrays in one shared answer space across its views (:func:`llm.answers.index_answers`).
+problem arrive as index arrays in one answer space shared by its views (``llm.answers.index_answers``).
 
 =========================  =========================================================================
 algorithm                  rewards (per sample of view j, answer z; r = 1[z = ground truth])
@@ -143,11 +143,19 @@ def forbidden_coefs(answer_strings: Sequence[str], forbidden: str) -> np.ndarray
 
 
 def constrain(base_rewards: np.ndarray, answers: np.ndarray, coefs: np.ndarray, multipliers: np.ndarray):
-    """``dagsim`` Lagrangian rewards ``g − Σ_k λ_k h_k(z)`` (T5) for one group. Shapes (G,), (G,), (n_c, n), (n_c,)."""
+    """``dagsim`` Lagrangian rewards ``g − Σ_k λ_k h_k(z)`` (T5) for one group.
+
+    Shapes: base_rewards (G,), answers (G,), coefs (n_c, n_answers), multipliers (n_c,).
+    """
     return np.asarray(
         _grpo().constrained_rewards(base_rewards, answers, constraint_coefs=coefs, multipliers=multipliers),
         dtype=np.float64,
     )
+
+
+def constraint_values(answers: np.ndarray, coefs: np.ndarray) -> np.ndarray:
+    """``dagsim`` estimate of ``⟨h_k, ν⟩`` from one group's answers (the mean of h_k(z_i)). Shape (n_c,)."""
+    return np.asarray(_grpo().constraint_values(answers, coefs), dtype=np.float64)
 
 
 def dual_step(multipliers: np.ndarray, constraint_values: np.ndarray, cap: float, lr: float) -> np.ndarray:
@@ -160,7 +168,7 @@ def dual_step(multipliers: np.ndarray, constraint_values: np.ndarray, cap: float
 
 
 def group_advantages(rewards: np.ndarray, baseline: str, scale: str) -> tuple[np.ndarray, int]:
-    """``dagsim.grpo.advantages.advantages`` on ``(n_groups, G)`` rewards (T11): (advantages, n_zero_std_groups)."""
+    """``dagsim.grpo.advantages.advantages`` on (n_groups, G) rewards (T11): (adv, n_zero_std_groups)."""
     from dagsim.grpo.advantages import advantages
 
     adv, n_zero = advantages(rewards, baseline=baseline, scale=scale)

@@ -72,7 +72,7 @@ def sample_completions(
     generator: torch.Generator | None,
     greedy: bool = False,
 ) -> Batch:
-    """``n_samples`` completions of every prompt, rows ordered prompt-major (``[p0 s0, p0 s1, ..., p1 s0, ...]``).
+    """``n_samples`` completions of every prompt, rows prompt-major (``[p0 s0, p0 s1, ..., p1 s0, ...]``).
 
     ``greedy=True`` decodes the argmax (``n_samples`` must then be 1 and ``generator`` may be None).
     """

@@ -43,7 +43,8 @@ KINDS = ("add_sub", "mul_add", "sub_mul")
 _TEMPLATES: dict[str, tuple[str, ...]] = {
     "add_sub": (
         "Ann has {a} pens . She buys {b} more and gives away {c} . How many pens does she have ?",
-        "A box holds {a} eggs . Then {b} eggs are added and {c} are taken out . How many eggs are in the box ?",
+        "A box holds {a} eggs . Then {b} eggs are added and {c} are taken out ."
+        " How many eggs are in the box ?",
         "Of {a} cups , {c} break . Then {b} new cups arrive . How many cups are there ?",
     ),
     "mul_add": (
@@ -52,7 +53,8 @@ _TEMPLATES: dict[str, tuple[str, ...]] = {
         "A shelf has {c} rows . Each row has {b} green and {a} gray books . How many books are there ?",
     ),
     "sub_mul": (
-        "There are {c} boxes . Each box has {a} apples and {b} are eaten from each . How many apples are left ?",
+        "There are {c} boxes . Each box has {a} apples and {b} are eaten from each ."
+        " How many apples are left ?",
         "Each of {c} teams has {a} balls and loses {b} . How many balls do the teams have now ?",
         "Each of {c} shops sells {b} of its {a} hats . How many hats are left in the shops ?",
     ),
@@ -76,7 +78,7 @@ class ArithmeticTaskConfig:
     """The factor c is drawn from 2..max_factor."""
     held_out_fraction: float = 0.2
     """Fraction of all valid problems kept out of training, for evaluation."""
-    step_noise: float = 0.25
+    step_noise: float = 0.2
     """Probability that one step of a supervised trace has a wrong result (pretraining noise)."""
 
     def validate(self) -> None:
@@ -176,9 +178,7 @@ def _apply(x: int, op: str, y: int) -> int:
     return x + y if op == "+" else x - y if op == "-" else x * y
 
 
-def sample_trace(
-    problem: Problem, view: int, rng: np.random.Generator, step_noise: float
-) -> tuple[str, str]:
+def sample_trace(problem: Problem, view: int, rng: np.random.Generator, step_noise: float) -> tuple[str, str]:
     """One supervised completion for ``problem`` seen through ``view``: ``(completion, final_answer)``.
 
     The trace style is uniform; each step is wrong with probability ``step_noise`` by a view-specific

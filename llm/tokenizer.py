@@ -1,4 +1,4 @@
-"""A small BPE tokenizer for the embedded task, built with ``tokenizers`` and saved as a PreTrainedTokenizerFast.
+"""A small BPE tokenizer for the embedded task, built with ``tokenizers``, saved as a PreTrainedTokenizerFast.
 
 Digits are always single tokens (``Digits(individual_digits=True)``), so arithmetic is learned digit by digit;
 spaces are kept by a Metaspace pre-tokenizer/decoder so ``decode(encode(s)) == s`` for any text over the
@@ -13,7 +13,9 @@ from dagsim.errors import ValidationError
 
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 # Characters always in the vocabulary, whatever the corpus: digits, arithmetic and answer marker.
-BASE_ALPHABET = list("0123456789+-*/=.,#?:!'\n ") + list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+BASE_ALPHABET = list("0123456789+-*/=.,#?:!'\n ") + list(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
 
 
 def build_tokenizer(corpus: Iterable[str], vocab_size: int = 256):

@@ -38,7 +38,8 @@ def test_json_round_trip(dag):
     assert again.answers == dag.answers
     assert set(again.edges_named()) == set(dag.edges_named())
     assert np.array_equal(again.reward, dag.reward) and again.has_reward == dag.has_reward
-    assert np.abs(answer_marginal(again) - answer_marginal(dag)).max() == 0.0
+    # Node order may change (it is re-derived from the file), so sums may differ in the last ulp.
+    assert np.abs(answer_marginal(again) - answer_marginal(dag)).max() <= 1e-14
     assert count_traces(again) == count_traces(dag)
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from dagsim import marginals as M
 from dagsim.errors import DomainError
-from dagsim.generators import arithmetic_dag, ArithmeticProblem, layered_lattice, random_dag
+from dagsim.generators import ArithmeticProblem, arithmetic_dag, layered_lattice, random_dag
 from tests.strategies import dag_and_logits, reasoning_dags
 
 #: DP and enumeration sum the same float64 products in different orders: agreement to 1e-12.

@@ -75,7 +75,6 @@ def test_union_marginals_match_prompts():
     pi = edge_policy(u.union, theta)
     for d, t, edges in zip(dags, thetas, u.edge_maps):
         assert np.abs(pi[edges] - edge_policy(d, t)).max() <= 1e-15
-        g = np.linspace(-1, 1, d.n_answers)
         assert np.abs(trace_kl_gradient(u.union, theta)[edges] * u.n_prompts - trace_kl_gradient(d, t)).max() <= 1e-13
 
 

@@ -264,8 +264,12 @@ def _sampled_step(prompts: Sequence[PromptState], cfg: SimulationConfig, group_o
                   rng: np.random.Generator) -> dict:
     """One sampled GRPO step over all prompts: sample, reward, advantage, clipped surrogate epochs."""
     from dagsim.grpo.advantages import advantages
-    from dagsim.grpo.rewards import consensus_group_rewards, constrained_rewards, group_rewards, \
-        pairwise_group_rewards
+    from dagsim.grpo.rewards import (
+        consensus_group_rewards,
+        constrained_rewards,
+        group_rewards,
+        pairwise_group_rewards,
+    )
 
     G = cfg.group_size
     batches, old_logp, rewards_rows, owners = [], [], [], []

@@ -115,7 +115,8 @@ def solve_trace_level(dag: ReasoningDAG, phi: Callable[[np.ndarray], float],
         raise SolverError(f"{method}: non-finite result ({res.message})")
     status = "optimal" if res.success else "stopped"
     if not res.success and "ABNORMAL" in str(res.message).upper() and np.linalg.norm(res.jac, np.inf) > 1e-6:
-        raise SolverError(f"{method}: L-BFGS failed: {res.message} (gradient norm {np.linalg.norm(res.jac, np.inf):.2e})")
+        gnorm = np.linalg.norm(res.jac, np.inf)
+        raise SolverError(f"{method}: L-BFGS failed: {res.message} (gradient norm {gnorm:.2e})")
     logits = to_logits(res.x)
     fb = forward(dag, logits)
     return TraceSolution(logits=logits, marginal=fb.marginal, value=-float(res.fun),

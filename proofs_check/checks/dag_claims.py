@@ -84,10 +84,13 @@ def _p3(ctx: Context, *, beta_scale: float = 1.0) -> Evidence:
         beta, tau = float(ctx.rng.uniform(0.3, 2.0)), float(ctx.rng.uniform(0.0, 1.5))
         nu0 = M.answer_marginal(dag)
 
-        def phi(nu):
+        def phi(nu, r=r, tau=tau):
             return float(r @ nu - tau * np.sum(nu[nu > 0] * np.log(nu[nu > 0])))
 
-        sol = solve_trace_level(dag, phi, lambda nu: r - tau * (np.log(np.maximum(nu, 1e-300)) + 1.0), beta)
+        def grad_phi(nu, r=r, tau=tau):
+            return r - tau * (np.log(np.maximum(nu, 1e-300)) + 1.0)
+
+        sol = solve_trace_level(dag, phi, grad_phi, beta)
         star = _entropy_closed_form(nu0, r, beta_scale * beta, tau)
         value = phi(star) - beta * _kl(star, nu0)
         # π*(y) = ν*(a(y)) π0(y | a(y)) on every trace
@@ -128,10 +131,10 @@ def _t9(ctx: Context, *, baseline: bool = True) -> Evidence:
         dag, theta = _instance(ctx, max_nodes=7)
         tau = float(ctx.rng.uniform(0.2, 1.0))
 
-        def phi(nu):
+        def phi(nu, tau=tau):
             return float(-tau * np.sum(nu * np.log(nu)))
 
-        def grad_phi(nu):
+        def grad_phi(nu, tau=tau):
             return -tau * (np.log(nu) + 1.0)
 
         fb = M.forward(dag, theta)

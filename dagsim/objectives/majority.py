@@ -1,0 +1,88 @@
+"""Coherence by majority (TTRL-like): Φ(ν) = ⟨r, ν⟩ + τ max_z ν(z) (THEORY §4, "majority")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dagsim.objectives.base import (
+    Objective,
+    check_beta,
+    check_vector,
+    log_of,
+    register,
+    softmax_log,
+)
+from dagsim.objectives.reward import RewardObjective
+
+
+@register("majority")
+class MajorityObjective(Objective):
+    """Φ(ν) = ⟨r, ν⟩ + τ max_z ν(z): convex (a max of linear functions) and nonsmooth.
+
+    ``reward(q)`` = r + τ·1[z = mode(q)], ties to the lowest index: a *subgradient* of the convex Φ
+    (THEORY's "supergradient/subgradient"), exactly the table's form.
+
+    Exact solution of (E2), derived here (THEORY lists no closed form): max_ν max_z* [⟨r + τe_z*, ν⟩ −
+    βKL(ν‖ν0)] swaps into max over the mode choice z* of a Gibbs problem with value
+    β log(Σ ν0 e^{r/β} + ν0(z*) e^{r(z*)/β}(e^{τ/β} − 1)), so z* = argmax ν0(z) e^{r(z)/β} and
+    ν ∝ ν0·exp((r + τ 1[z = z*])/β). With constraints the solvers maximize over z* of the concave
+    constrained problem (:meth:`mode_subproblem`).
+
+    Φ − βKL is not concave for τ > 0 (the upward kink of max survives any smooth concave term).
+    """
+
+    def __init__(self, n_answers: int, *, reward: Any = None, tau: float = 1.0) -> None:
+        super().__init__(n_answers, reward=reward, tau=tau)
+
+    @property
+    def curvature(self) -> str:
+        return "linear" if self.tau == 0 else "convex"
+
+    def value(self, nu: np.ndarray) -> float:
+        nu = check_vector(nu, self.n_answers)
+        return float(self.task_reward @ nu + self.tau * np.max(nu))
+
+    def reward(self, q: np.ndarray) -> np.ndarray:
+        q = check_vector(q, self.n_answers, "q")
+        g = self.task_reward.copy()
+        g[int(np.argmax(q))] += self.tau
+        return g
+
+    def is_concave_regime(self, beta: float) -> bool:
+        check_beta(beta)
+        return self.tau == 0
+
+    def mode_scores(self, nu0: np.ndarray, beta: float) -> np.ndarray:
+        """log ν0(z) + r(z)/β: the mode choice with the largest score wins (−inf off the support)."""
+        return log_of(nu0) + self.task_reward / beta
+
+    def mode_subproblem(self, mode: int) -> RewardObjective:
+        """The concave problem for a fixed mode z*: plain reward r + τ e_{z*}."""
+        r = self.task_reward.copy()
+        r[mode] += self.tau
+        return RewardObjective(self.n_answers, reward=r)
+
+    def closed_form(self, nu0: np.ndarray, beta: float) -> np.ndarray:
+        beta = check_beta(beta)
+        nu0 = self.check_nu0(nu0)
+        scores = self.mode_scores(nu0, beta)
+        logits = scores.copy()
+        logits[int(np.argmax(scores))] += self.tau / beta
+        return softmax_log(logits)
+
+    def closed_form_certificate(self, nu, nu0, beta):
+        scores = self.mode_scores(nu0, beta)
+        ties = np.flatnonzero(scores == np.max(scores))
+        note = "exact: maximized over the mode choice"
+        if ties.size > 1 and self.tau > 0:
+            note += f"; tie, mode choices {ties.tolist()} give the same value, lowest index returned"
+        return "optimal", None, note
+
+    def cvxpy_pieces(self, x, support, nu0_s, beta):
+        """Exact reformulation: one DCP piece per mode choice z* in the support (max over pieces)."""
+        import cvxpy as cp
+
+        base = self.task_reward[support] @ x - beta * cp.sum(cp.rel_entr(x, nu0_s))
+        return [base + self.tau * x[i] for i in range(len(support))]

@@ -1,0 +1,176 @@
+"""Embedded task, answer extraction, tokenizer round trip and evaluation metrics (llm/ data layer)."""
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from dagsim.errors import ValidationError
+from llm.answers import NO_ANSWER, canonicalize_number, extract_answer, index_answers, task_reward_vector
+from llm.evaluate import answer_metrics, cross_view_agreement, empirical_entropy, plurality_correct
+from llm.tasks import (
+    ArithmeticTaskConfig,
+    all_problems,
+    load_jsonl,
+    sample_trace,
+    split_problems,
+    trace_styles,
+)
+
+pytestmark = pytest.mark.llm
+
+
+def _eval_steps(completion: str) -> list[tuple[int, str, int, int]]:
+    """Parse ' x+y=z. ...' into (x, op, y, z) tuples."""
+    steps = []
+    for part in completion.split("####")[0].split("."):
+        part = part.strip()
+        if not part:
+            continue
+        lhs, rhs = part.split("=")
+        op = next(c for c in "+-*" if c in lhs[1:])
+        x, y = lhs[0] + lhs[1:].split(op, 1)[0], lhs[1:].split(op, 1)[1]
+        steps.append((int(x), op, int(y), int(rhs)))
+    return steps
+
+
+def test_split_is_disjoint_seeded_and_covers_all():
+    cfg = ArithmeticTaskConfig(seed=3)
+    train, held = split_problems(cfg)
+    ids_t, ids_h = {p.problem_id for p in train}, {p.problem_id for p in held}
+    assert not ids_t & ids_h
+    assert len(ids_t | ids_h) == len(all_problems(cfg))
+    assert [p.problem_id for p in split_problems(cfg)[1]] == [p.problem_id for p in held]
+    assert [p.problem_id for p in split_problems(ArithmeticTaskConfig(seed=4))[1]] != [
+        p.problem_id for p in held
+    ]
+
+
+def test_every_trace_style_reaches_the_answer_without_noise():
+    rng = np.random.default_rng(0)
+    for p in all_problems(ArithmeticTaskConfig(n_views=3)):
+        assert len(trace_styles(p)) >= 2
+        seen = set()
+        for _ in range(6):
+            for v in range(p.n_views):
+                text, final = sample_trace(p, v, rng, step_noise=0.0)
+                assert final == p.answer and extract_answer(text) == p.answer
+                seen.add(text)
+                for x, op, y, z in _eval_steps(text):  # every step is correct arithmetic
+                    assert z == (x + y if op == "+" else x - y if op == "-" else x * y)
+        assert len(seen) >= 2  # several trace styles actually occur
+
+
+def test_noise_rate_and_view_specific_error_patterns():
+    """Wrong steps occur at the configured rate; view 0 errs upward, view 1 downward (disjoint errors)."""
+    rng = np.random.default_rng(1)
+    problems = all_problems(ArithmeticTaskConfig(n_views=2))
+    wrong_steps, n_steps, signs = 0, 0, {0: Counter(), 1: Counter()}
+    for p in problems[::3]:
+        for v in (0, 1):
+            text, final = sample_trace(p, v, rng, step_noise=0.25)
+            for x, op, y, z in _eval_steps(text):
+                true = x + y if op == "+" else x - y if op == "-" else x * y
+                n_steps += 1
+                if z != true:
+                    wrong_steps += 1
+                    signs[v][np.sign(z - true)] += 1
+    assert abs(wrong_steps / n_steps - 0.25) < 0.03  # ~1000 steps: 3 standard errors ≈ 0.04
+    assert signs[0][-1] <= 0.05 * sum(signs[0].values())  # view 0 overshoots (except clamp at 0)
+    assert signs[1][1] <= 0.2 * sum(signs[1].values())  # view 1 undershoots unless that would go negative
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (" 3+5=8. 8*4=32. #### 32", "32"),
+        ("#### 1,234", "1234"),
+        ("x #### 7 then #### -3", "-3"),
+        ("#### 32.0", "32"),
+        ("#### -0", "0"),
+        ("#### 0.50", "0.5"),
+        ("no marker 42", None),
+        ("#### ", None),
+        ("", None),
+    ],
+)
+def test_extract_answer(text, expected):
+    assert extract_answer(text) == expected
+
+
+def test_index_answers_shares_one_space_across_views_and_buckets_unparseable():
+    idx, strings = index_answers([["3", None, "3"], ["5", "3", None]])
+    assert strings == ["3", NO_ANSWER, "5"]
+    assert idx[0].tolist() == [0, 1, 0] and idx[1].tolist() == [2, 0, 1]
+    assert task_reward_vector(strings, "5").tolist() == [0.0, 0.0, 1.0]
+    assert task_reward_vector(strings, None).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_canonicalize_rejects_non_numbers():
+    assert canonicalize_number("abc") is None and canonicalize_number("inf") is None
+
+
+def test_load_jsonl(tmp_path):
+    f = tmp_path / "d.jsonl"
+    rows = [{"question": "What is 2+2?", "answer": "2+2=4\n#### 4"}, {"question": "Q2", "answer": "none"}]
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    problems = load_jsonl(f)
+    assert [p.answer for p in problems] == ["4", None]
+    assert problems[0].views == ("Q: What is 2+2?\nA:",)
+    f.write_text('{"answer": "#### 1"}\n')
+    with pytest.raises(ValidationError, match="question"):
+        load_jsonl(f)
+    with pytest.raises(ValidationError, match="not found"):
+        load_jsonl(tmp_path / "missing.jsonl")
+
+
+def test_task_config_fails_fast_naming_the_field():
+    with pytest.raises(ValidationError, match="n_views"):
+        ArithmeticTaskConfig(n_views=4).validate()
+    with pytest.raises(ValidationError, match="step_noise"):
+        ArithmeticTaskConfig(step_noise=1.5).validate()
+
+
+def test_tokenizer_round_trip_and_reload(tmp_path):
+    from llm.pretrain import sft_corpus
+    from llm.tokenizer import build_tokenizer, load_tokenizer
+
+    train, held = split_problems(ArithmeticTaskConfig())
+    corpus = sft_corpus(train, np.random.default_rng(0), 0.25)
+    tok = build_tokenizer(corpus, vocab_size=200)
+    tok.save_pretrained(tmp_path)
+    loaded = load_tokenizer(str(tmp_path))
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(str(tmp_path)).vocab_size == tok.vocab_size
+    texts = corpus[:20] + [held[0].views[0] + " 12*3=-36. #### -36", "#### 1,000\n"]
+    for text in texts:
+        ids = loaded(text, add_special_tokens=False)["input_ids"]
+        assert loaded.decode(ids) == text
+        digit_tokens = [t for t in loaded.convert_ids_to_tokens(ids) if any(c.isdigit() for c in t)]
+        assert all(len(t) == 1 for t in digit_tokens)  # digits are always single tokens
+    assert loaded.padding_side == "left" and loaded.pad_token_id != loaded.eos_token_id
+
+
+@given(st.lists(st.sampled_from(["1", "2", "3", None]), min_size=1, max_size=12))
+@example([None, None])
+def test_empirical_entropy_matches_counts(answers):
+    counts = np.array(list(Counter(answers).values()), dtype=float)
+    p = counts / counts.sum()
+    assert empirical_entropy(answers) == pytest.approx(float(-(p * np.log(p)).sum()), abs=1e-12)
+
+
+def test_answer_metrics_pinned_example():
+    sampled = [["1", "1", "2", None], ["3", "4", "4", "3"], [None, None, None, None]]
+    truths = ["1", "3", "5"]
+    m = answer_metrics(sampled, ["1", "4", None], truths)
+    assert m["mean_accuracy"] == pytest.approx((2 / 4 + 2 / 4 + 0) / 3)
+    assert m["maj_at_k"] == pytest.approx((1 + 0.5 + 0) / 3)  # the 3/4 tie splits
+    assert m["pass_at_k"] == pytest.approx(2 / 3)
+    assert m["greedy_accuracy"] == pytest.approx(1 / 3)
+    assert m["no_answer_rate"] == pytest.approx(5 / 12)
+    assert plurality_correct([None, None, "5"], "5") == 0.0
+    assert cross_view_agreement([["1", "1"], ["1", "2"], ["3"]]) == pytest.approx(0.5)
