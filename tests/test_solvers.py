@@ -534,3 +534,21 @@ def test_answer_solution_is_frozen_and_read_only():
     with pytest.raises(ValueError):
         sol.nu[0] = 1.0
     assert sol.multipliers.shape == (0,) and sol.consensus is None and sol.status == "optimal"
+
+
+def test_geometric_consensus_views_with_different_supports_matches_cvxpy():
+    """Regression: views whose reference marginals have different supports (arithmetic views with different
+    slip sizes) made the dual's starting point infinite. Pinned against cvxpy at β = 1, τ = 0.5."""
+    from dagsim.generators import ArithmeticProblem, arithmetic_task
+    from dagsim.marginals import answer_marginal
+
+    task = arithmetic_task(ArithmeticProblem(a=(4, 6, 7), b=(7, 8, 3)),
+                           [[0.7, 0.05, 0.05], [0.05, 0.7, 0.05], [0.05, 0.05, 0.7]])
+    nu0 = np.stack([answer_marginal(v) for v in task.views])
+    assert not np.all(nu0 > 0)  # the supports differ
+    obj = make_objective("consensus", n_answers=nu0.shape[1], reward=task.reward, tau=0.5,
+                         consensus="geometric", weights=task.weights)
+    fast = solve_answer_level(obj, nu0, 1.0)
+    ref = solve_cvxpy(obj, nu0, 1.0)
+    assert fast.kkt_residual <= 1e-10
+    assert np.abs(fast.nu - ref.nu).max() <= 1e-6

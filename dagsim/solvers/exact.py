@@ -779,7 +779,7 @@ def _geometric_consensus(obj: ConsensusObjective, nu0: np.ndarray, beta: float) 
 
     # Start where every view equals the guess q (δ = 0): stationarity gives μ'_j (averaged over q), η' = 0.
     q0 = _consensus_guess(obj, nu0, beta)
-    keep = q0 > 0
+    keep = (q0 > 0) & on  # off the common support log ν_j^0 = −inf would make μ'_j infinite
     with np.errstate(invalid="ignore"):
         mu0 = (q0[keep] * (r[keep][None, :] - beta * (np.log(q0[keep])[None, :] - log_nu0[:, keep]))).sum(axis=1)
     _, log_nu = _newton_minimize(fun, np.concatenate([mu0 - beta, [0.0]]), "geometric consensus")
