@@ -20,6 +20,7 @@ class Algorithm:
     description: str
     fixed_tau: float | None = None  # the τ implied by a baseline's reward (ttrl, empo)
     group_objective: str | None = None  # group reward name when it differs from the objective
+    label_free: bool = False  # the algorithm never sees the task reward r (ttrl, empo)
 
     def resolve(self, objective: str | None, multiview: bool) -> tuple[str, str]:
         """Return (answer-level objective, group reward name) for a run."""
@@ -35,10 +36,10 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in [
     Algorithm("gt-grpo", "reward", ("reward",), "GRPO with the ground-truth task reward r(z)"),
     Algorithm("ttrl", "majority", ("majority",),
               "TTRL: reward 1[z = majority of the group] (the game of Φ = max_z ν(z), τ = 1, no r)",
-              fixed_tau=1.0, group_objective="ttrl"),
+              fixed_tau=1.0, group_objective="ttrl", label_free=True),
     Algorithm("empo", "collision", ("collision",),
               "EMPO: reward = own answer's group frequency counting itself, E = 1/G + (G−1)p/G "
-              "(the game of Φ = ½Σν², i.e. collision with τ = 1/2)", fixed_tau=0.5, group_objective="empo"),
+              "(the game of Φ = ½Σν², i.e. collision with τ = 1/2)", fixed_tau=0.5, group_objective="empo", label_free=True),
     Algorithm("diversity-grpo", "entropy", ("entropy", "gini", "tsallis"),
               "Diversity-GRPO: r + τ·(entropy | Gini | Tsallis) reward"),
     Algorithm("coherence-grpo", "sharpen", ("sharpen", "collision", "majority", "consensus"),

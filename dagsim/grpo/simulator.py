@@ -88,6 +88,9 @@ class SimulationConfig:
     """KL term in sampled mode: exact | k3 | none"""
     dual_lr: float = 1.0
     """step of the multipliers' dual ascent (constrained-grpo)"""
+    label_free: bool = False
+    """drop the task reward r from the objective (self-improvement without labels); accuracy is still
+    measured against r. Always on for ttrl and empo, refused for gt-grpo"""
     natural: bool = False
     """exact/expected modes: natural policy gradient (the advantage Q(e) − V(u) per edge, i.e. the
     gradient preconditioned by the tabular Fisher) instead of the plain logit gradient"""
@@ -150,6 +153,11 @@ def prepare_prompt(model: ReasoningDAG | Task, cfg: SimulationConfig) -> PromptS
     algo = get_algorithm(cfg.algorithm)
     multiview = isinstance(model, Task) and model.n_views > 1
     objective, _ = algo.resolve(cfg.objective, multiview)
+    correct = _correct_answer(model.reward)
+    if cfg.label_free and algo.name == "gt-grpo":
+        raise DomainError("gt-grpo trains on the task reward; --label-free contradicts it")
+    if cfg.label_free or algo.label_free:
+        model = _without_reward(model)
     tau = algo.fixed_tau if algo.fixed_tau is not None else (None if objective == "reward" else cfg.tau)
     problem = build_problem(model, objective, beta=cfg.beta, tau=tau, order=cfg.order,
                             consensus=cfg.consensus if objective == "consensus" else None)
@@ -165,7 +173,15 @@ def prepare_prompt(model: ReasoningDAG | Task, cfg: SimulationConfig) -> PromptS
         ref = v.reference_logits
         logits.append(np.where(np.isfinite(ref), ref, FROZEN_LOGIT))
     return PromptState(views=problem.views, problem=problem, optimum=optimum, logits=logits,
-                       multipliers=np.zeros(len(problem.constraints)), correct=_correct_answer(problem.reward))
+                       multipliers=np.zeros(len(problem.constraints)), correct=correct)
+
+
+def _without_reward(model: ReasoningDAG | Task) -> ReasoningDAG | Task:
+    if isinstance(model, Task):
+        return Task.from_views([v.with_reward(None) for v in model.views], weights=model.weights, reward=None,
+                               constraints=model.constraints,
+                               name=model.name)
+    return model.with_reward(None)
 
 
 # ---------------------------------------------------------------------- per-view reward operators
@@ -384,7 +400,8 @@ def prompt_metrics(state: PromptState) -> dict:
     policy_kl = float(np.sum(game.weights * np.array(kls)))
     out = {
         "distance_to_optimum": float(np.max(0.5 * np.abs(nus - state.optimum).sum(axis=1))),
-        "exploitability": float(game.exploitability(nus, policy_kl=policy_kl)),
+        # Floored as in _exact_rewards: an underflowed answer must not turn a log-reward into ±inf.
+        "exploitability": float(game.exploitability(np.maximum(nus, MARGINAL_FLOOR), policy_kl=policy_kl)),
         "answer_entropy": float(np.mean([_entropy(n) for n in nus])),
     }
     if state.correct is not None:
