@@ -27,10 +27,12 @@ from figures.common import color, save, style
 
 NAME = "fig01_equilibrium_equals_optimum"
 
-#: Agreement required between the game's equilibrium and cvxpy. cvxpy's interior point (CLARABEL, gap
-#: 1e-12 down to 1e-10 on retries) locates ν only to ~sqrt(gap/β) ≈ 1e-6 in the worst case; measured
-#: errors are 1e-11…1e-7.
-AGREEMENT_TOL = 1e-6
+#: Agreement required between the game's equilibrium and cvxpy. The exact solver's own KKT residual is
+#: ~1e-15; the error is cvxpy's: its interior point (CLARABEL, gap 1e-12, retried at looser gaps when
+#: "optimal_inaccurate") locates ν only to ~sqrt(gap/β); measured errors are 1e-12…2e-6 (300 instances).
+AGREEMENT_TOL = 1e-5
+#: The exact solver's (E2)/(E5) value may fall below cvxpy's only by rounding (it is the certified optimum).
+VALUE_RTOL = 1e-9
 #: The mirror-ascent runs stop at exploitability (E4) ≤ this; E4 is quadratic in the distance, so the
 #: iterate is then within ~sqrt(2·tol/β) ≈ 1e-6 of the equilibrium.
 DYNAMICS_TOL = 1e-13
@@ -151,14 +153,21 @@ def _trace_level(family: str, rng: np.random.Generator) -> dict:
 
 def compute(quick: bool = False, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
-    n_inst, n_dyn, n_trace = (4, 2, 2) if quick else (30, 10, 12)
-    cases = {}
+    n_inst, n_dyn, n_trace = (3, 1, 2) if quick else (30, 10, 12)
+    cases, failures = {}, []
     for label, family in CASES:
         rows = []
         for i in range(n_inst):
             inst = _instance(label, family, rng)
             exact = solve_answer_level(inst["obj"], inst["nu0"], inst["beta"], inst["constraints"])
-            cvx = solve_answer_level(inst["obj"], inst["nu0"], inst["beta"], inst["constraints"], method="cvxpy")
+            try:
+                cvx = solve_answer_level(inst["obj"], inst["nu0"], inst["beta"], inst["constraints"],
+                                         method="cvxpy")
+            except SolverError as exc:  # no backend reached "optimal": nothing to compare against
+                failures.append({"case": label, "beta": inst["beta"], "tau": float(inst["obj"].tau),
+                                 "min_nu0": float(np.min(inst["nu0"])), "error": str(exc)[:200],
+                                 "exact_kkt_residual": exact.kkt_residual})
+                continue
             row = {"K": inst["obj"].n_answers, "beta": inst["beta"], "tau": float(inst["obj"].tau),
                    "exact_error": float(np.max(np.abs(exact.nu - cvx.nu))),
                    "exact_solver": exact.solver, "cvxpy_solver": cvx.solver,
@@ -178,6 +187,7 @@ def compute(quick: bool = False, seed: int = 0) -> dict:
             "family": family,
             "exact_error": [r["exact_error"] for r in rows],
             "fixed_point_residual": [r["fixed_point_residual"] for r in rows],
+            "value_difference": [r["value_difference"] for r in rows],
             "dynamics_error": [r["dynamics_error"] for r in rows if "dynamics_error" in r],
             "dynamics": next((r["dynamics"] for r in rows if "dynamics" in r), None),
             "instances": rows,
@@ -185,9 +195,11 @@ def compute(quick: bool = False, seed: int = 0) -> dict:
     trace = {}
     for family in TRACE_CASES:
         rows = [_trace_level(family, rng) for _ in range(n_trace)]
-        trace[family] = {"nu_error": [r["nu_error"] for r in rows], "value_gap": [r["value_gap"] for r in rows],
+        trace[family] = {"nu_error": [r["nu_error"] for r in rows],
+                         "value_gap": [r["value_gap"] for r in rows],
                          "grad_norm_at_pi_star": [r["grad_norm_at_pi_star"] for r in rows], "instances": rows}
-    return {"agreement_tol": AGREEMENT_TOL, "n_instances_per_objective": n_inst, "cases": cases, "trace": trace}
+    return {"agreement_tol": AGREEMENT_TOL, "value_rtol": VALUE_RTOL, "n_instances_per_objective": n_inst,
+            "cases": cases, "trace": trace, "cvxpy_failures": failures}
 
 
 def _strip(ax, x: float, values, c: str, marker: str, label: str | None, rng: np.random.Generator) -> None:
@@ -231,7 +243,9 @@ def plot(data: dict):
     all_exact = np.concatenate([np.asarray(d["exact_error"], float) for d in cases.values()])
     all_dyn = np.concatenate([np.asarray(d["dynamics_error"], float) for d in cases.values()])
     n = all_exact.size
-    ax.set_title(f"Game equilibrium = cvxpy optimum of (E2)/(E5) on all {n} random instances\n"
+    failed = len(data["cvxpy_failures"])
+    note = f"; cvxpy not optimal on {failed} more (excluded)" if failed else ""
+    ax.set_title(f"Game equilibrium = cvxpy optimum of (E2)/(E5) on all {n} random instances{note}\n"
                  f"(worst error: exact solver {all_exact.max():.1e}, dynamics {all_dyn.max():.1e}; "
                  f"limited by cvxpy's accuracy)")
     ax.legend(loc="upper left", fontsize=7.5)
@@ -251,10 +265,10 @@ def plot(data: dict):
     nu_err = np.concatenate([np.asarray(t["nu_error"], float) for t in trace.values()])
     grads = np.concatenate([np.asarray(t["grad_norm_at_pi_star"], float) for t in trace.values()])
     stalled = int(np.sum(nu_err > tol))
-    sub = (f"L-BFGS from π0 stalls on {stalled}/{nu_err.size} (vanishing softmax gradients)"
-           if stalled else f"all {nu_err.size} agree")
-    ax2.set_title(f"P3: (E1) over traces has the optimum of (E2)\n{sub}; "
-                  f"‖∇J(π*)‖∞ ≤ {grads.max():.0e} at P3's π*", fontsize=9)
+    sub = (f"L-BFGS from π0 stalls short on {stalled}/{nu_err.size} near-vertex optima"
+           if stalled else f"L-BFGS from π0 agrees on all {nu_err.size}")
+    ax2.set_title(f"P3: trace-level (E1) optimum = answer-level (E2)\n{sub};\n"
+                  f"at P3's π*, ‖∇J(π*)‖∞ ≤ {grads.max():.0e} (stationary)", fontsize=9)
     ax2.legend(loc="upper left", fontsize=7.5)
     fig.tight_layout()
     return fig
