@@ -102,21 +102,27 @@ def reward_cost_comparison(dag: ReasoningDAG, G: int, rng: np.random.Generator, 
         rows["Monte Carlo marginal"].append((time.perf_counter() - t0, _rms(est - exact), G * n_extra))
 
         t0 = time.perf_counter()
-        leaf = np.array([batch.edges[i, batch.lengths[i] - 1] for i in range(G)])
+        traces = [batch.edges[i, : batch.lengths[i]].tolist() for i in range(G)]
         same = np.zeros(G)
         for i in range(G):
             for j in range(G):
                 if i != j:
-                    same[i] += _traces_equivalent(dag, leaf[i], leaf[j])
+                    same[i] += _traces_equivalent(dag, traces[i], traces[j])
         est = np.log((same + 1) / G)
         rows["trace-level pairwise"].append((time.perf_counter() - t0, _rms(est - exact), G * (G - 1)))
     return [CostRow(k, float(np.median([r[0] for r in v])), float(np.mean([r[1] for r in v])), v[0][2])
             for k, v in rows.items()]
 
 
-def _traces_equivalent(dag: ReasoningDAG, last_edge_i: int, last_edge_j: int) -> bool:
-    """A trace-level equivalence check: do the two traces' final nodes carry the same answer?"""
-    return dag.leaf_answer[dag.edge_dst[last_edge_i]] == dag.leaf_answer[dag.edge_dst[last_edge_j]]
+def _traces_equivalent(dag: ReasoningDAG, trace_i: list[int], trace_j: list[int]) -> bool:
+    """A trace-level equivalence check: read both traces edge by edge (as a judge reads two solutions)
+    and compare the answers they reach. Cost O(|y_i| + |y_j|) per pair."""
+    end_i = end_j = 0
+    for e in trace_i:
+        end_i = dag.edge_dst[e]
+    for e in trace_j:
+        end_j = dag.edge_dst[e]
+    return bool(dag.leaf_answer[end_i] == dag.leaf_answer[end_j])
 
 
 def _rms(x: np.ndarray) -> float:
