@@ -128,11 +128,10 @@ def main(argv=None) -> int:
         theirs = bench_trl(
             model_dir, str(Path(tmp) / "trl"), a.steps, a.prompts, a.group_size, a.max_new_tokens, a.lr
         )
-    import torch
+    from llm.model import runtime_info
 
     result = {
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "torch_threads": torch.get_num_threads(),
+        **runtime_info(),
         "prompts": a.prompts,
         "group_size": a.group_size,
         "steps": a.steps,

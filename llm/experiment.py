@@ -71,7 +71,7 @@ class ExperimentConfig:
     seed: int = 0
     """Seed of pretraining, training and evaluation."""
     pretrain_steps: int = 0
-    """SFT steps (0 = 1500, or 300 with --quick)."""
+    """SFT steps (0 = 1500, or 250 with --quick)."""
     steps: int = 0
     """GRPO steps per algorithm (0 = 40, or 8 with --quick)."""
     prompts_per_step: int = 8
@@ -83,7 +83,7 @@ class ExperimentConfig:
     eval_k: int = 8
     """k of maj@k / pass@k (samples per held-out prompt)."""
     eval_max_problems: int = 0
-    """Held-out problems evaluated (0 = all, or 40 with --quick)."""
+    """Held-out problems evaluated (0 = all, or 30 with --quick)."""
     progress: bool = True
     """Progress bars."""
 
@@ -91,9 +91,9 @@ class ExperimentConfig:
         q = self.quick
         return dataclasses.replace(
             self,
-            pretrain_steps=self.pretrain_steps or (300 if q else 1500),
+            pretrain_steps=self.pretrain_steps or (250 if q else 1500),
             steps=self.steps or (8 if q else 40),
-            eval_max_problems=self.eval_max_problems or (40 if q else 0),
+            eval_max_problems=self.eval_max_problems or (30 if q else 0),
         )
 
     def variants(self) -> list[tuple[str, dict]]:

@@ -44,6 +44,13 @@ def default_device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def runtime_info() -> dict:
+    """Where torch runs: ``{"device": "cuda" | "cpu", "torch_threads": n}`` (for benchmark reports)."""
+    import torch
+
+    return {"device": default_device().type, "torch_threads": torch.get_num_threads()}
+
+
 def build_model(config: ModelConfig, tokenizer, seed: int = 0):
     """A freshly initialized ``LlamaForCausalLM`` sized by ``config`` for ``tokenizer``'s vocabulary.
 

@@ -167,11 +167,7 @@ def load_training_problems(config: TrainConfig) -> tuple[list[Problem], list[Pro
     if config.data:
         return load_jsonl(config.data), []
     task_file = Path(config.model) / "task.json"
-    task = (
-        ArithmeticTaskConfig(**json.loads(task_file.read_text()))
-        if task_file.is_file()
-        else ArithmeticTaskConfig()
-    )
+    task = ArithmeticTaskConfig(**json.loads(task_file.read_text())) if task_file.is_file() else ArithmeticTaskConfig()
     return split_problems(task)
 
 
@@ -181,9 +177,7 @@ def check_compatible(config: TrainConfig, problems: list[Problem]) -> int:
     n_views = min(p.n_views for p in problems)
     views = n_views if config.views == 0 else config.views
     if views > n_views:
-        raise ValidationError(
-            f"train.views={config.views} but the data has only {n_views} view(s) per problem"
-        )
+        raise ValidationError(f"train.views={config.views} but the data has only {n_views} view(s) per problem")
     multi_view = algorithm.needs_views or config.reward_settings.consensus != "none"
     if multi_view and views < 2:
         raise ValidationError(
@@ -192,13 +186,10 @@ def check_compatible(config: TrainConfig, problems: list[Problem]) -> int:
             " use --consensus none for single-view coherence"
         )
     needs_labels = algorithm.needs_labels or (
-        config.algorithm == "constrained-grpo"
-        and config.base_objective in ("reward", "entropy", "gini", "tsallis")
+        config.algorithm == "constrained-grpo" and config.base_objective in ("reward", "entropy", "gini", "tsallis")
     )
     if needs_labels and any(p.answer is None for p in problems):
-        raise ValidationError(
-            f"{config.algorithm} needs ground-truth answers ('#### N') for every training problem"
-        )
+        raise ValidationError(f"{config.algorithm} needs ground-truth answers ('#### N') for every training problem")
     if config.prompts_per_step > len(problems):
         raise ValidationError(
             f"train.prompts_per_step={config.prompts_per_step} exceeds the {len(problems)} training problems"
@@ -245,9 +236,7 @@ def score_groups(
         rewards = algorithm.rewards(idx_per_view, len(strings), task_reward, settings)
         if config.algorithm == "constrained-grpo":
             coefs = forbidden_coefs(strings, config.forbidden)  # (1, n_answers)
-            rewards = [
-                constrain(r, idx, coefs, multipliers) for r, idx in zip(rewards, idx_per_view, strict=True)
-            ]
+            rewards = [constrain(r, idx, coefs, multipliers) for r, idx in zip(rewards, idx_per_view, strict=True)]
             h_mass.extend(float(constraint_values(idx, coefs)[0]) for idx in idx_per_view)
         rewards_rows.extend(rewards)
         modes = []
@@ -351,9 +340,7 @@ def optimize_policy(model, ref_model, optimizer, batch: Batch, advantages: np.nd
     ref_logp = [None] * len(chunks)
     if config.beta > 0:
         with torch.no_grad():
-            ref_logp = [
-                sequence_token_logprobs(ref_model, _slice_batch(batch, c), config.temperature) for c in chunks
-            ]
+            ref_logp = [sequence_token_logprobs(ref_model, _slice_batch(batch, c), config.temperature) for c in chunks]
     old_logp: list[torch.Tensor | None] = [None] * len(chunks)
     stats = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}
     for _ in range(config.num_iterations):
@@ -439,9 +426,7 @@ def find_checkpoint(path: str | Path) -> Path:
         key=lambda p: int(p.name.split("-")[-1]),
     )
     if not candidates:
-        raise ValidationError(
-            f"--resume {path}: no checkpoint found (expected {STATE_FILE} or checkpoint-N/)"
-        )
+        raise ValidationError(f"--resume {path}: no checkpoint found (expected {STATE_FILE} or checkpoint-N/)")
     return candidates[-1]
 
 
@@ -480,9 +465,7 @@ def load_checkpoint(path: Path, config: TrainConfig, device) -> RunState:
     generator.set_state(saved["generator_state"])
     rng = np.random.default_rng()
     rng.bit_generator.state = saved["rng_state"]
-    return RunState(
-        model, tokenizer, optimizer, generator, rng, np.asarray(saved["multipliers"]), saved["step"]
-    )
+    return RunState(model, tokenizer, optimizer, generator, rng, np.asarray(saved["multipliers"]), saved["step"])
 
 
 def fresh_state(config: TrainConfig, device) -> RunState:
@@ -541,9 +524,7 @@ def train_step(state: RunState, ref_model, problems: list[Problem], views: int, 
     metrics = {"step": state.step, **scores.metrics, **stats}
     if config.algorithm == "constrained-grpo":
         metrics["multiplier"] = float(state.multipliers[0])
-    metrics.update(
-        sample_seconds=t1 - t0, reward_seconds=t2 - t1, update_seconds=t3 - t2, step_seconds=t3 - t0
-    )
+    metrics.update(sample_seconds=t1 - t0, reward_seconds=t2 - t1, update_seconds=t3 - t2, step_seconds=t3 - t0)
     return metrics
 
 
@@ -613,8 +594,15 @@ def train(config: TrainConfig, device=None) -> dict:
 
 
 def _postfix(metrics: dict) -> dict:
-    keys = ("reward_mean", "train_accuracy", "answer_entropy", "majority_ratio", "kl")
-    return {k.replace("_", "")[:8]: f"{metrics[k]:.3f}" for k in keys if k in metrics}
+    short = {
+        "reward_mean": "reward",
+        "train_accuracy": "acc",
+        "answer_entropy": "H",
+        "majority_ratio": "maj",
+        "kl": "kl",
+        "clip_fraction": "clip",
+    }
+    return {name: f"{metrics[k]:.3f}" for k, name in short.items() if k in metrics}
 
 
 __all__ = [
