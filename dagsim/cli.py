@@ -215,29 +215,40 @@ def _parse_terms(text: str):
 
 
 # ---------------------------------------------------------------------- demo (the main job)
-@command("demo", "the main job on the embedded default (prints the arithmetic DAG's exact marginal, ...)")
+@command("demo", "the main job on the embedded default: exact marginal, proofs_check report, quick figures, "
+                 "a short LLM Coherence-GRPO run")
 def _demo(p: argparse.ArgumentParser):
     p.add_argument("--out", default="out", help="folder for the demo's outputs")
+    p.add_argument("--skip", nargs="+", default=[], metavar="STAGE",
+                   help="stages to skip: proofs_check, figures, llm")
 
     def run(args) -> int:
+        import time
+
         from dagsim.generators import default_arithmetic_dag
 
+        t0 = time.perf_counter()
         out = Path(args.out)
         dag = default_arithmetic_dag()
         path = dagio.save(dag, out / "default_arithmetic.json")
         report = _marginal_report(dag)
         print(f"== {dag.name}: exact answer marginal of the reference policy (forward DP) ==")
         print_marginal_table(dag, report)
-        print(f"DAG written to {path}")
-        for step in DEMO_STEPS:
-            step(out)
+        summary = [f"arithmetic DAG: exact marginal of {_fmt_int(report['n_traces'])} traces -> {path}"]
+        for name, stage in DEMO_STEPS:
+            if name in args.skip:
+                continue
+            summary.append(stage(out))
+        print(f"\n== summary ({time.perf_counter() - t0:.0f} s) ==")
+        for line in summary:
+            print(" * " + line)
         return 0
 
     return run
 
 
-#: Extra stages of the main job, appended by later modules (each takes the output folder).
-DEMO_STEPS: list[Callable[[Path], None]] = []
+#: Stages of the main job after the marginal, registered by the plugin modules: (name, stage(out) -> summary).
+DEMO_STEPS: list[tuple[str, Callable[[Path], str]]] = []
 
 
 # ---------------------------------------------------------------------- entry point
@@ -258,7 +269,7 @@ def _load_plugins() -> None:
     """Import the modules that register further sub-commands (solve, game, simulate, check, figures)."""
     import importlib
 
-    for module in ("dagsim.cli_game", "dagsim.cli_grpo", "proofs_check.cli", "figures.cli"):
+    for module in ("dagsim.cli_game", "dagsim.cli_grpo", "proofs_check.cli", "figures.cli", "llm.demo"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -41,3 +41,28 @@ def _figures(p):
         return 0
 
     return run
+
+
+def demo_stage(out) -> str:
+    """Main-job stage: every non-LLM figure in quick mode, into ``out/figures``."""
+    from pathlib import Path
+
+    from figures.registry import FIGURES
+
+    folder = Path(out) / "figures"
+    print(f"\n== figures (--quick) -> {folder} ==", flush=True)
+    t0 = time.perf_counter()
+    made = []
+    for n in sorted(FIGURES):
+        if n == 8:  # the LLM figure is made by the LLM stage
+            continue
+        module = FIGURES[n]
+        print(f"  figure {n}: {module.NAME}", flush=True)
+        module.make(folder, quick=True)
+        made.append(n)
+    return f"figures: {len(made)} quick figures in {time.perf_counter() - t0:.0f} s -> {folder}"
+
+
+from dagsim.cli import DEMO_STEPS  # noqa: E402
+
+DEMO_STEPS.append(("figures", demo_stage))

@@ -102,6 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--json", default="", help="also write the metrics to this JSON file")
     add_dataclass_args(e, EvalConfig, prefix="eval_")
 
+    sub.add_parser("marginals", help="certified answer marginals by best-first enumeration "
+                   "(dagsim llm marginals --help)", add_help=False)
     x = sub.add_parser("experiment", help="pretrain + every algorithm at matched compute; table and plots")
     add_dataclass_args(x, ExperimentConfig)
     return parser
@@ -204,6 +206,11 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``dagsim llm``; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "marginals":  # certified answer marginals (llm.certified has its own parser)
+        from llm.certified import main_marginals
+
+        return main_marginals(argv[1:])
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
