@@ -21,6 +21,9 @@ def demo_stage(out) -> str:
         out=str(folder), pretrain_steps=DEMO_PRETRAIN_STEPS, steps=DEMO_TRAIN_STEPS,
         algorithms="coherence-grpo[single-view]", eval_max_problems=DEMO_EVAL_PROBLEMS, progress=True))
     print(result["table"])
+    from figures.fig08_llm_training import make as make_figure
+
+    make_figure(Path(out) / "figures", experiment=folder)
     rows = {r["algorithm"]: r for r in result["rows"]}
     base, trained = rows["base"], rows["coherence-grpo[single-view]"]
     return (f"llm: held-out mean sampled accuracy {base['mean_accuracy']:.3f} (base) -> "
