@@ -208,9 +208,11 @@ def _quick_infeasibility(
     for k, c in enumerate(constraints):
         lo, hi = float(H[k].min()), float(H[k].max())
         if lo > b[k] or (is_eq[k] and hi < b[k]):
+            # Report the range of the user's own left-hand side <coef, nu> (H is the '<=' form).
+            u_lo, u_hi = (-hi, -lo) if c.op == ">=" else (lo, hi)
             raise InfeasibleError(
-                f"constraint {c.name or k!r} ({c.op} {c.bound}) cannot hold for any answer "
-                f"distribution supported on supp(nu0): <h, nu> ranges over [{lo}, {hi}]"
+                f"infeasible: constraint {c.name or k!r} ({c.op} {c.bound}) cannot hold for any answer "
+                f"distribution supported on supp(nu0): <coef, nu> ranges over [{u_lo}, {u_hi}]"
             )
 
 
