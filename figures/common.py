@@ -51,6 +51,7 @@ def save(fig, out_dir: str | os.PathLike, name: str, data: dict) -> dict:
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".{ext}", dir=out)
         os.close(fd)
         fig.savefig(tmp, format=ext, bbox_inches="tight", **kwargs)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; figures are meant to be shared
         os.replace(tmp, out / f"{name}.{ext}")
         paths[ext] = str(out / f"{name}.{ext}")
     plt.close(fig)
