@@ -36,7 +36,7 @@ def _figures(p):
             try:
                 paths = module.make(args.out, quick=args.quick, seed=args.seed)
             except DomainError as exc:
-                if n != 8 or args.only:  # the LLM figure is skipped, not fatal, when no experiment exists
+                if n not in (8, 10) or args.only:  # LLM figures are skipped, not fatal, without their runs
                     raise
                 print(f"    skipped: {exc}", flush=True)
                 continue
@@ -60,7 +60,7 @@ def demo_stage(out) -> str:
     t0 = time.perf_counter()
     made = []
     for n in sorted(FIGURES):
-        if n == 8:  # the LLM figure is made by the LLM stage
+        if n in (8, 10):  # LLM figures: 8 is made by the LLM stage, 10 by `python -m llm.theory`
             continue
         module = FIGURES[n]
         print(f"  figure {n}: {module.NAME}", flush=True)

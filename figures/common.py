@@ -81,3 +81,21 @@ def _jsonable(obj):
 
 def load_json(path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def figure_maker(compute, plot, name: str):
+    """The ``make(out_dir, quick=False, seed=0)`` of a figure module: compute the numbers, plot, save all three."""
+
+    def make(out_dir, quick: bool = False, seed: int = 0) -> dict:
+        data = compute(quick, seed)
+        return save(plot(data), out_dir, name, data)
+
+    make.__doc__ = f"Write {name}.png/.pdf/.json to ``out_dir`` (``quick``: reduced instances)."
+    return make
+
+
+def script_main(make) -> None:
+    """``python figures/figNN_*.py [OUT_DIR]``: make one figure (default folder figures/out)."""
+    import sys
+
+    print(make(sys.argv[1] if len(sys.argv) > 1 else "figures/out"))

@@ -23,7 +23,7 @@ from dagsim.marginals import answer_marginal, policy_logits
 from dagsim.objectives import make_objective
 from dagsim.solvers import solve_answer_level
 from dagsim.solvers.trace import regularized_objective, solve_trace_level
-from figures.common import color, save, style
+from figures.common import color, figure_maker, script_main, style
 
 NAME = "fig01_equilibrium_equals_optimum"
 
@@ -274,12 +274,7 @@ def plot(data: dict):
     return fig
 
 
-def make(out_dir, quick: bool = False, seed: int = 0) -> dict:
-    data = compute(quick, seed)
-    return save(plot(data), out_dir, NAME, data)
-
+make = figure_maker(compute, plot, NAME)
 
 if __name__ == "__main__":
-    import sys
-
-    print(make(sys.argv[1] if len(sys.argv) > 1 else "figures/out"))
+    script_main(make)

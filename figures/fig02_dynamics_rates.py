@@ -13,7 +13,7 @@ import numpy as np
 from dagsim.game import dynamics as dyn
 from dagsim.game.payoff import AnswerGame
 from dagsim.objectives import make_objective
-from figures.common import color, save, style
+from figures.common import color, figure_maker, script_main, style
 
 NAME = "fig02_dynamics_rates"
 
@@ -82,12 +82,7 @@ def plot(data: dict):
     return fig
 
 
-def make(out_dir, quick: bool = False, seed: int = 0) -> dict:
-    data = compute(quick, seed)
-    return save(plot(data), out_dir, NAME, data)
-
+make = figure_maker(compute, plot, NAME)
 
 if __name__ == "__main__":
-    import sys
-
-    print(make(sys.argv[1] if len(sys.argv) > 1 else "figures/out"))
+    script_main(make)

@@ -18,7 +18,7 @@ from scipy.special import logsumexp, rel_entr
 from dagsim.generators import arithmetic_problem, arithmetic_task
 from dagsim.marginals import answer_marginal
 from dagsim.objectives.consensus import arithmetic_consensus, geometric_consensus, majority_consensus
-from figures.common import color, save, style
+from figures.common import color, figure_maker, script_main, style
 
 NAME = "fig04_multiview_coherence"
 
@@ -162,12 +162,7 @@ def plot(data: dict):
     return fig
 
 
-def make(out_dir, quick: bool = False, seed: int = 0) -> dict:
-    data = compute(quick, seed)
-    return save(plot(data), out_dir, NAME, data)
-
+make = figure_maker(compute, plot, NAME)
 
 if __name__ == "__main__":
-    import sys
-
-    print(make(sys.argv[1] if len(sys.argv) > 1 else "figures/out"))
+    script_main(make)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from dagsim.estimators import weighted_bias, worst_case_bias
-from figures.common import color, save, style
+from figures.common import color, figure_maker, script_main, style
 
 NAME = "fig05_estimator_bias"
 
@@ -85,12 +85,7 @@ def plot(data: dict):
     return fig
 
 
-def make(out_dir, quick: bool = False, seed: int = 0) -> dict:
-    data = compute(quick, seed)
-    return save(plot(data), out_dir, NAME, data)
-
+make = figure_maker(compute, plot, NAME)
 
 if __name__ == "__main__":
-    import sys
-
-    print(make(sys.argv[1] if len(sys.argv) > 1 else "figures/out"))
+    script_main(make)

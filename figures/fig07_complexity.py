@@ -18,7 +18,7 @@ import numpy as np
 from dagsim.generators import layered_lattice
 from dagsim.grpo.analysis import reward_cost_comparison
 from dagsim.marginals import answer_marginal, brute_force_marginal, count_traces
-from figures.common import OKABE_ITO, color, save, style
+from figures.common import OKABE_ITO, color, figure_maker, script_main, style
 
 NAME = "fig07_complexity"
 
@@ -159,12 +159,7 @@ def plot(data: dict):
     return fig
 
 
-def make(out_dir, quick: bool = False, seed: int = 0) -> dict:
-    data = compute(quick, seed)
-    return save(plot(data), out_dir, NAME, data)
-
+make = figure_maker(compute, plot, NAME)
 
 if __name__ == "__main__":
-    import sys
-
-    print(make(sys.argv[1] if len(sys.argv) > 1 else "figures/out"))
+    script_main(make)

@@ -17,7 +17,7 @@ from dagsim.generators import default_arithmetic_dag
 from dagsim.marginals import answer_marginal
 from dagsim.objectives import make_objective
 from dagsim.solvers import solve_answer_level
-from figures.common import OKABE_ITO, color, save, style
+from figures.common import OKABE_ITO, color, figure_maker, script_main, style
 
 NAME = "fig09_constraints_frontier"
 
@@ -106,12 +106,7 @@ def plot(data: dict):
     return fig
 
 
-def make(out_dir, quick: bool = False, seed: int = 0) -> dict:
-    data = compute(quick, seed)
-    return save(plot(data), out_dir, NAME, data)
-
+make = figure_maker(compute, plot, NAME)
 
 if __name__ == "__main__":
-    import sys
-
-    print(make(sys.argv[1] if len(sys.argv) > 1 else "figures/out"))
+    script_main(make)

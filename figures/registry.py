@@ -1,7 +1,6 @@
 """The figure registry: figure number → module (each module has ``NAME``, ``compute``, ``plot``, ``make``).
 
-Figure 8 (the LLM training figure, written separately) is registered only when
-``figures/fig08_llm_training.py`` exists; if it exists but its optional dependencies (torch, …) are not
+Figures 8 and 10 (the LLM figures) are registered only when their modules exist; if it exists but its optional dependencies (torch, …) are not
 installed, it is listed in :data:`UNAVAILABLE` with the reason instead of breaking the other figures.
 """
 
@@ -22,8 +21,8 @@ from figures import (
     fig09_constraints_frontier,
 )
 
-#: Module of the optional LLM figure (figure 8).
-LLM_FIGURE_MODULE = "fig08_llm_training"
+#: Modules of the optional LLM figures (8: training curves, 10: theory vs training), by number.
+LLM_FIGURE_MODULES = {8: "fig08_llm_training", 10: "fig10_theory_vs_training"}
 
 FIGURES: dict[int, ModuleType] = {
     1: fig01_equilibrium_equals_optimum,
@@ -41,15 +40,16 @@ UNAVAILABLE: dict[int, str] = {}
 
 
 def _register_llm_figure() -> None:
-    if not (Path(__file__).parent / f"{LLM_FIGURE_MODULE}.py").exists():
-        return
-    name = f"figures.{LLM_FIGURE_MODULE}"
-    try:
-        FIGURES[8] = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name is None or exc.name.startswith("figures"):
-            raise  # a bug in the figure package itself, not a missing optional dependency
-        UNAVAILABLE[8] = f"{name} needs {exc.name!r} (install the llm extra)"
+    for number, module in LLM_FIGURE_MODULES.items():
+        if not (Path(__file__).parent / f"{module}.py").exists():
+            continue
+        name = f"figures.{module}"
+        try:
+            FIGURES[number] = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or exc.name.startswith("figures"):
+                raise  # a bug in the figure package itself, not a missing optional dependency
+            UNAVAILABLE[number] = f"{name} needs {exc.name!r} (install the llm extra)"
 
 
 _register_llm_figure()
