@@ -147,3 +147,24 @@ def reach_features(dag: ReasoningDAG, n_features: int | None = None) -> np.ndarr
         h = answer_reach_probability(dag, dag.edge_prob, z)  # (n_nodes,)
         feats[:, z] = h[dag.edge_dst] - h[dag.edge_src]
     return feats
+
+
+@dataclass(frozen=True)
+class RestrictedGap:
+    """(E1) over a restricted log-linear class vs the tabular optimum (P4: a real projection)."""
+
+    tabular_value: float
+    restricted_value: float
+    gap: float  # tabular − restricted ≥ 0 (up to solver tolerance)
+    tabular_marginal: np.ndarray
+    restricted_marginal: np.ndarray
+    n_features: int
+
+
+def restricted_gap(dag: ReasoningDAG, phi: Callable[[np.ndarray], float],
+                   phi_grad: Callable[[np.ndarray], np.ndarray], beta: float, features: np.ndarray) -> RestrictedGap:
+    """Solve (E1) over the tabular class and over logit = log π0 + Fθ; report the value gap (≥ 0)."""
+    tab = solve_trace_level(dag, phi, phi_grad, beta)
+    res = solve_trace_level(dag, phi, phi_grad, beta, features=features)
+    return RestrictedGap(tab.value, res.value, tab.value - res.value, tab.marginal, res.marginal,
+                         int(np.asarray(features).shape[1]))
