@@ -9,7 +9,7 @@ from pathlib import Path
 #: 12 GRPO steps, 30 held-out problems.
 DEMO_PRETRAIN_STEPS = 800
 DEMO_TRAIN_STEPS = 12
-DEMO_EVAL_PROBLEMS = 30
+DEMO_EVAL_PROBLEMS = 24
 
 
 def demo_stage(out) -> str:
