@@ -93,34 +93,42 @@ def _grad_j(game: AnswerGame, nus: np.ndarray, log_nu: np.ndarray, multipliers=N
     return np.where(np.isfinite(log_nu), g - game.beta * diff, 0.0)
 
 
-def damped_best_response(game: AnswerGame, iterations: int, step: float = 1.0, *, start=None,
-                         tol: float = EXPLOITABILITY_FLOOR) -> GameRun:
-    """T6(a): ν ← (1−η) ν + η Gibbs(∇Φ(ν)); η = 1 is the plain best-response iteration."""
-    _check_step(step, "damped best-response")
-    if step > 1:
-        raise DomainError(f"damped best-response step must lie in (0, 1], got {step}")
-    nus = game.nu0.copy() if start is None else np.array(start, dtype=float)
-    history: list[dict] = []
-    for it in range(iterations + 1):
-        if _record(game, history, it, nus) <= tol or it == iterations:
-            break
-        nus = (1 - step) * nus + step * game.policy_best_response(nus)
-    return GameRun(nus, history[-1]["exploitability"], history[-1]["objective"], history, "best-response", it)
-
-
-def mirror_ascent(game: AnswerGame, iterations: int, step: float = 0.5, *, start=None,
-                  tol: float = EXPLOITABILITY_FLOOR) -> GameRun:
-    """T6(c): exponentiated gradient on J with the Target best-responding (q_t = ν_t); last iterate."""
-    _check_step(step, "mirror")
+def _last_iterate_run(game: AnswerGame, name: str, iterations: int, start, tol: float, update) -> GameRun:
+    """The loop shared by the last-iterate rules: record E4, stop at ``tol``, else ``update(ν, log ν)``."""
     nus = game.nu0.copy() if start is None else np.array(start, dtype=float)
     log_nu = _log(nus)
     history: list[dict] = []
     for it in range(iterations + 1):
         if _record(game, history, it, nus) <= tol or it == iterations:
             break
-        log_nu = _normalize_log(log_nu + step * _grad_j(game, nus, log_nu))
-        nus = np.exp(log_nu)
-    return GameRun(nus, history[-1]["exploitability"], history[-1]["objective"], history, "mirror", it)
+        nus, log_nu = update(nus, log_nu)
+    return GameRun(nus, history[-1]["exploitability"], history[-1]["objective"], history, name, it)
+
+
+def damped_best_response(game: AnswerGame, iterations: int, step: float = 1.0, *, start=None,
+                         tol: float = EXPLOITABILITY_FLOOR) -> GameRun:
+    """T6(a): ν ← (1−η) ν + η Gibbs(∇Φ(ν)); η = 1 is the plain best-response iteration."""
+    _check_step(step, "damped best-response")
+    if step > 1:
+        raise DomainError(f"damped best-response step must lie in (0, 1], got {step}")
+
+    def update(nus, _log_nu):
+        new = (1 - step) * nus + step * game.policy_best_response(nus)
+        return new, _log(new)
+
+    return _last_iterate_run(game, "best-response", iterations, start, tol, update)
+
+
+def mirror_ascent(game: AnswerGame, iterations: int, step: float = 0.5, *, start=None,
+                  tol: float = EXPLOITABILITY_FLOOR) -> GameRun:
+    """T6(c): exponentiated gradient on J with the Target best-responding (q_t = ν_t); last iterate."""
+    _check_step(step, "mirror")
+
+    def update(nus, log_nu):
+        log_new = _normalize_log(log_nu + step * _grad_j(game, nus, log_nu))
+        return np.exp(log_new), log_new
+
+    return _last_iterate_run(game, "mirror", iterations, start, tol, update)
 
 
 def no_regret(game: AnswerGame, iterations: int, step: float = 0.5, *, start=None) -> GameRun:
@@ -155,17 +163,13 @@ def extragradient(game: AnswerGame, iterations: int, step: float = 0.5, *, start
                   tol: float = EXPLOITABILITY_FLOOR) -> GameRun:
     """Mirror-prox: ν_{1/2} ∝ ν_t e^{ηF(ν_t)}, ν_{t+1} ∝ ν_t e^{ηF(ν_{1/2})}, F = g(ν) − β log(ν/ν0)."""
     _check_step(step, "extragradient")
-    nus = game.nu0.copy() if start is None else np.array(start, dtype=float)
-    log_nu = _log(nus)
-    history: list[dict] = []
-    for it in range(iterations + 1):
-        if _record(game, history, it, nus) <= tol or it == iterations:
-            break
+
+    def update(nus, log_nu):
         log_half = _normalize_log(log_nu + step * _grad_j(game, nus, log_nu))
-        half = np.exp(log_half)
-        log_nu = _normalize_log(log_nu + step * _grad_j(game, half, log_half))
-        nus = np.exp(log_nu)
-    return GameRun(nus, history[-1]["exploitability"], history[-1]["objective"], history, "extragradient", it)
+        log_new = _normalize_log(log_nu + step * _grad_j(game, np.exp(log_half), log_half))
+        return np.exp(log_new), log_new
+
+    return _last_iterate_run(game, "extragradient", iterations, start, tol, update)
 
 
 def alternating_best_response(game: AnswerGame, iterations: int, *, start=None,
