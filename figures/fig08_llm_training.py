@@ -94,7 +94,7 @@ def plot(data: dict):
         axes[1].plot(s[len(s) - len(acc):], acc, color=col, ls=ls, lw=1.5, label=name)
         axes[2].plot(s[len(s) - len(ent):], ent, color=col, ls=ls, lw=1.5, label=name)
     axes[1].set_xlabel("GRPO step")
-    axes[1].set_ylabel("accuracy of sampled completions (training prompts)")
+    axes[1].set_ylabel("sampled accuracy, training prompts")
     axes[1].set_title("Training accuracy (5-step moving average)")
     axes[2].set_xlabel("GRPO step")
     axes[2].set_ylabel("answer entropy of a group, nats")
@@ -102,7 +102,7 @@ def plot(data: dict):
     axes[2].legend(fontsize=6, ncol=1, loc="upper right")
     fig.suptitle("Answer-level GRPO on a 0.9M-parameter Llama-style model (embedded arithmetic task, CPU)",
                  fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
     return fig
 
 
