@@ -209,6 +209,19 @@ class _SlottedLayer(DynamicLayer):
         return self.n_filled
 
 
+
+def _run_prompt(expander, model, prompt_ids):
+    """Forward the prompt once with the cache on; set the expander's model, device, n_prompt, root_logits."""
+    expander.model = model
+    expander.device = prompt_ids.device
+    expander.n_prompt = prompt_ids.shape[1]
+    out = model(input_ids=prompt_ids, use_cache=True, logits_to_keep=1)
+    cache = out.cache if hasattr(out, "cache") else out.past_key_values
+    _check_plain_cache(cache, expander.n_prompt)
+    expander.root_logits = out.logits[:, -1, :]  # (1, V)
+    return cache
+
+
 class _KVTreeExpander:
     """Pooled per-token key/value vectors: a prefix's cache = the prompt's slots + its ancestors' slots.
 
@@ -222,13 +235,7 @@ class _KVTreeExpander:
     needs_paths = False
 
     def __init__(self, model, prompt_ids):
-        self.model = model
-        self.device = prompt_ids.device
-        self.n_prompt = prompt_ids.shape[1]
-        out = model(input_ids=prompt_ids, use_cache=True, logits_to_keep=1)
-        cache = out.cache if hasattr(out, "cache") else out.past_key_values
-        _check_plain_cache(cache, self.n_prompt)
-        self.root_logits = out.logits[:, -1, :]  # (1, V)
+        cache = _run_prompt(self, model, prompt_ids)
         k0 = torch.stack([layer.keys[0] for layer in cache.layers])  # (L, H, P, D)
         v0 = torch.stack([layer.values[0] for layer in cache.layers])  # (L, H, P, D)
         n_layers, n_heads, _, head_dim = k0.shape
@@ -299,13 +306,7 @@ class _PromptCacheExpander:
     needs_paths = True
 
     def __init__(self, model, prompt_ids):
-        self.model = model
-        self.device = prompt_ids.device
-        self.n_prompt = prompt_ids.shape[1]
-        out = model(input_ids=prompt_ids, use_cache=True, logits_to_keep=1)
-        cache = out.cache if hasattr(out, "cache") else out.past_key_values
-        _check_plain_cache(cache, self.n_prompt)
-        self.root_logits = out.logits[:, -1, :]  # (1, V)
+        cache = _run_prompt(self, model, prompt_ids)
         self.keys = [layer.keys for layer in cache.layers]  # L x (1, H, P, D)
         self.values = [layer.values for layer in cache.layers]
 

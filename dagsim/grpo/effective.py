@@ -144,6 +144,18 @@ def _enumeration_path(
     return out
 
 
+def _check_update_args(baseline: str, scale: str, method: str) -> None:
+    """Arguments shared by both effective rewards: centering, scaling (per prompt only) and method."""
+    if baseline not in BASELINES:
+        raise ValidationError(f"baseline must be one of {BASELINES}, got {baseline!r}")
+    if scale not in ("none", "group"):
+        raise DomainError(
+            f"scale={scale!r}: the effective reward is per prompt; 'batch' scaling couples prompts"
+        )
+    if method not in EFFECTIVE_METHODS:
+        raise ValidationError(f"method must be one of {EFFECTIVE_METHODS}, got {method!r}")
+
+
 def effective_reward(
     objective: str,
     nu: np.ndarray,
@@ -165,14 +177,7 @@ def effective_reward(
     """
     if objective not in REWARD_OBJECTIVES:
         raise ValidationError(f"objective must be one of {sorted(REWARD_OBJECTIVES)}, got {objective!r}")
-    if baseline not in BASELINES:
-        raise ValidationError(f"baseline must be one of {BASELINES}, got {baseline!r}")
-    if scale not in ("none", "group"):
-        raise DomainError(
-            f"scale={scale!r}: the effective reward is per prompt; 'batch' scaling couples prompts"
-        )
-    if method not in EFFECTIVE_METHODS:
-        raise ValidationError(f"method must be one of {EFFECTIVE_METHODS}, got {method!r}")
+    _check_update_args(baseline, scale, method)
     if int(G) != G or G < 2:
         raise DomainError(f"group size G must be an integer >= 2, got {G!r}")
     G = int(G)
@@ -372,14 +377,7 @@ def effective_reward_multiview(
             f"objective must be one of {MULTIVIEW_OBJECTIVES} or {sorted(REWARD_OBJECTIVES)}, "
             f"got {objective!r}"
         )
-    if baseline not in BASELINES:
-        raise ValidationError(f"baseline must be one of {BASELINES}, got {baseline!r}")
-    if scale not in ("none", "group"):
-        raise DomainError(
-            f"scale={scale!r}: the effective reward is per prompt; 'batch' scaling couples prompts"
-        )
-    if method not in EFFECTIVE_METHODS:
-        raise ValidationError(f"method must be one of {EFFECTIVE_METHODS}, got {method!r}")
+    _check_update_args(baseline, scale, method)
     if objective == "consensus" and consensus not in CONSENSUS_KINDS:
         raise ValidationError(f"consensus must be one of {CONSENSUS_KINDS}, got {consensus!r}")
     if not np.isfinite(tau) or tau < 0:
