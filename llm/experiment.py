@@ -31,7 +31,7 @@ VARIANTS: tuple[tuple[str, dict], ...] = (
         {"algorithm": "coherence-grpo", "consensus": "arithmetic", "estimator": "plugin"},
     ),
     ("coherence-grpo[geometric]", {"algorithm": "coherence-grpo", "consensus": "geometric"}),
-    ("diversity-grpo", {"algorithm": "diversity-grpo", "tau": 0.1}),
+    ("diversity-grpo", {"algorithm": "diversity-grpo", "tau": 0.2}),
     ("pairwise-coherence-grpo", {"algorithm": "pairwise-coherence-grpo"}),
     (
         "constrained-grpo",
@@ -86,6 +86,11 @@ class ExperimentConfig:
     """Held-out problems evaluated (0 = all, or 30 with --quick)."""
     progress: bool = True
     """Progress bars."""
+    workers: int = 0
+    """Algorithms trained in parallel processes, each with 1 torch thread on CPU (0 = one per CPU core, at
+    most one per algorithm; 1 = sequential in this process, with per-step progress bars)."""
+    resume: bool = False
+    """Reuse the finished algorithms of an earlier run into the same --out (their row.json), run the rest."""
 
     def resolved(self) -> ExperimentConfig:
         q = self.quick
@@ -95,6 +100,24 @@ class ExperimentConfig:
             steps=self.steps or (8 if q else 40),
             eval_max_problems=self.eval_max_problems or (30 if q else 0),
         )
+
+    def validate(self) -> None:
+        for name in ("steps", "pretrain_steps", "eval_max_problems", "workers"):
+            if getattr(self, name) < 0:
+                raise ValidationError(f"experiment.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("prompts_per_step", "group_size", "eval_k"):
+            if getattr(self, name) < 1:
+                raise ValidationError(f"experiment.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValidationError(f"experiment.lr must be > 0, got {self.lr}")
+        if self.base_model and not Path(self.base_model).is_dir():
+            raise ValidationError(f"experiment.base_model: no checkpoint directory at {self.base_model}")
+
+    def n_workers(self, n_variants: int) -> int:
+        import os
+
+        wanted = self.workers or (os.cpu_count() or 1)
+        return max(1, min(wanted, n_variants))
 
     def variants(self) -> list[tuple[str, dict]]:
         names = [n.strip() for n in self.algorithms.split(",") if n.strip()] or (
@@ -180,9 +203,9 @@ def run_experiment(config: ExperimentConfig) -> dict:
     from llm.model import load_model
     from llm.pretrain import PretrainConfig, pretrain
     from llm.tasks import ArithmeticTaskConfig, split_problems
-    from llm.trainer import TrainConfig, train
 
     config = config.resolved()
+    config.validate()
     variants = config.variants()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -190,6 +213,9 @@ def run_experiment(config: ExperimentConfig) -> dict:
     if config.base_model:
         base_dir = Path(config.base_model)
         pretrain_seconds = 0.0
+    elif config.resume and _finished_pretraining(out / "base", config) is not None:
+        base_dir = out / "base"
+        pretrain_seconds = _finished_pretraining(base_dir, config)
     else:
         base_dir = out / "base"
         summary = pretrain(
@@ -209,38 +235,144 @@ def run_experiment(config: ExperimentConfig) -> dict:
 
     model, tok = load_model(base_dir)
     rows = [_row("base", evaluate(model, tok, held_out, eval_cfg), 0, pretrain_seconds)]
-    histories: dict[str, list[dict]] = {}
-    for name, overrides in variants:
-        run_dir = out / "runs" / name.replace("[", "-").replace("]", "")
-        train_cfg = TrainConfig(
-            model=str(base_dir),
-            out=str(run_dir),
-            steps=config.steps,
-            prompts_per_step=config.prompts_per_step,
-            group_size=config.group_size,
-            lr=config.lr,
-            seed=config.seed,
-            progress=config.progress,
-            **overrides,
-        )
-        result = train(train_cfg)
-        if result["interrupted"]:
-            raise KeyboardInterrupt
-        histories[name] = result["history"]
-        metrics = evaluate(result["model"], result["tokenizer"], held_out, eval_cfg)
-        row = _row(name, metrics, result["steps"], result["seconds"])
-        tail = result["history"][-5:]
-        for key in ("constraint_value", "multiplier", "train_accuracy", "pseudo_label_accuracy"):
-            if tail and key in tail[-1]:
-                row[f"train_{key}_last5" if not key.startswith("train") else f"{key}_last5"] = float(
-                    sum(h[key] for h in tail) / len(tail)
-                )
-        rows.append(row)
-        _write(out, rows, config, time.perf_counter() - t_total)
+    del model
+    jobs = [_variant_job(config, base_dir, out, name, overrides) for name, overrides in variants]
+    done: dict[str, dict] = {}
+    if config.resume:
+        for job in jobs:
+            previous = _load_finished(job)
+            if previous is not None and previous.get("fingerprint") == _fingerprint(job, held_out, eval_cfg):
+                done[job["name"]] = previous
+    todo = [job for job in jobs if job["name"] not in done]
+    workers = config.n_workers(len(todo))
+
+    def finished(result: dict) -> None:
+        done[result["row"]["algorithm"]] = result
+        ordered = [done[j["name"]]["row"] for j in jobs if j["name"] in done]
+        _write(out, rows + ordered, config, time.perf_counter() - t_total)
+
+    if workers == 1:
+        for job in todo:
+            finished(run_variant(job, held_out, eval_cfg))
+    else:
+        _run_parallel(todo, held_out, eval_cfg, workers, finished, config.progress)
+    rows += [done[j["name"]]["row"] for j in jobs]
+    histories = {j["name"]: done[j["name"]]["history"] for j in jobs}
     table = markdown_table(rows, config.eval_k)
     _write(out, rows, config, time.perf_counter() - t_total)
     plot_results(rows, histories, out, config.eval_k)
     return {"rows": rows, "table": table}
+
+
+def _variant_job(config: ExperimentConfig, base_dir: Path, out: Path, name: str, overrides: dict) -> dict:
+    """A picklable description of one algorithm's run (trained and evaluated by :func:`run_variant`)."""
+    run_dir = out / "runs" / name.replace("[", "-").replace("]", "")
+    train = dict(
+        model=str(base_dir),
+        out=str(run_dir),
+        steps=config.steps,
+        prompts_per_step=config.prompts_per_step,
+        group_size=config.group_size,
+        lr=config.lr,
+        seed=config.seed,
+        progress=config.progress,
+        **overrides,
+    )
+    return {"name": name, "train": train, "run_dir": str(run_dir)}
+
+
+def _finished_pretraining(base_dir: Path, config: ExperimentConfig) -> float | None:
+    """Seconds of an earlier, complete pretraining in ``base_dir`` with this config's steps and seed."""
+    try:
+        summary = json.loads((base_dir / "pretrain.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    same = summary["config"]["steps"] == config.pretrain_steps and summary["config"]["seed"] == config.seed
+    return float(summary["seconds"]) if same else None
+
+
+def _fingerprint(job: dict, held_out, eval_cfg) -> dict:
+    """What a finished row depends on: reused by ``--resume`` only when all of it is equal."""
+    import hashlib
+
+    train = {k: v for k, v in job["train"].items() if k != "progress"}
+    digest = hashlib.sha256()
+    for path in sorted(Path(job["train"]["model"]).glob("*.safetensors")):
+        digest.update(path.read_bytes())
+    return {
+        "train": train,
+        "eval": dataclasses.asdict(eval_cfg),
+        "held_out": [p.problem_id for p in held_out],
+        "base_weights_sha256": digest.hexdigest(),
+    }
+
+
+def _load_finished(job: dict) -> dict | None:
+    path = Path(job["run_dir"]) / "row.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def run_variant(job: dict, held_out, eval_cfg) -> dict:
+    """Train one algorithm from the base checkpoint, evaluate it on ``held_out``; ``{"row", "history"}``.
+
+    The result is also written to ``RUN_DIR/row.json`` (atomically) so that ``--resume`` can reuse it.
+    """
+    from llm.evaluate import evaluate
+    from llm.model import atomic_write_text
+    from llm.trainer import TrainConfig, train
+
+    result = train(TrainConfig(**job["train"]))
+    if result["interrupted"]:
+        raise KeyboardInterrupt
+    metrics = evaluate(result["model"], result["tokenizer"], held_out, eval_cfg)
+    row = _row(job["name"], metrics, result["steps"], result["seconds"])
+    tail = result["history"][-5:]
+    for key in ("constraint_value", "multiplier", "train_accuracy", "pseudo_label_accuracy"):
+        if tail and key in tail[-1]:
+            row[f"train_{key}_last5" if not key.startswith("train") else f"{key}_last5"] = float(
+                sum(h[key] for h in tail) / len(tail)
+            )
+    payload = {"row": row, "history": result["history"], "fingerprint": _fingerprint(job, held_out, eval_cfg)}
+    atomic_write_text(Path(job["run_dir"]) / "row.json", json.dumps(payload, indent=2))
+    return payload
+
+
+def _worker(job: dict, held_out, eval_cfg) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    return run_variant(job, held_out, eval_cfg)
+
+
+def _run_parallel(jobs: list[dict], held_out, eval_cfg, workers: int, finished, progress: bool) -> None:
+    """Run ``jobs`` in ``workers`` spawned processes (per-step bars off; one bar over the algorithms)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm.auto import tqdm
+
+    jobs = [{**j, "train": {**j["train"], "progress": False}} for j in jobs]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(_worker, job, held_out, eval_cfg): job["name"] for job in jobs}
+        bar = tqdm(total=len(jobs), desc=f"algorithms ({workers} workers)", disable=not progress)
+        try:
+            for future in as_completed(futures):
+                result = future.result()
+                finished(result)
+                r = result["row"]
+                bar.set_postfix_str(f"{r['algorithm']}: mean acc {r['mean_accuracy']:.3f}")
+                bar.update(1)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+        finally:
+            bar.close()
 
 
 def _write(out: Path, rows: list[dict], config: ExperimentConfig, seconds: float) -> None:

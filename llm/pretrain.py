@@ -69,9 +69,15 @@ def lr_at(step: int, *, peak: float, warmup: int, total: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * frac)))
 
 
-def sft_corpus(problems: list[Problem], rng: np.random.Generator, step_noise: float) -> list[str]:
+def sft_corpus(
+    problems: list[Problem], rng: np.random.Generator, step_noise: float, misconception_rate: float = 0.0
+) -> list[str]:
     """One noisy trace per (problem, view): text used to train the tokenizer."""
-    return [q + sample_trace(p, v, rng, step_noise)[0] for p in problems for v, q in enumerate(p.views)]
+    return [
+        q + sample_trace(p, v, rng, step_noise, misconception_rate)[0]
+        for p in problems
+        for v, q in enumerate(p.views)
+    ]
 
 
 def sft_batch(
@@ -81,6 +87,7 @@ def sft_batch(
     *,
     batch_size: int,
     step_noise: float,
+    misconception_rate: float = 0.0,
     prompt_cache: dict[str, list[int]],
 ):
     """``(input_ids, attention_mask, labels)`` of one SFT batch; labels are -100 on prompt and padding."""
@@ -92,7 +99,7 @@ def sft_batch(
         problem = problems[int(i)]
         view = int(rng.integers(problem.n_views))
         prompt = problem.views[view]
-        completion, _ = sample_trace(problem, view, rng, step_noise)
+        completion, _ = sample_trace(problem, view, rng, step_noise, misconception_rate)
         if prompt not in prompt_cache:
             prompt_cache[prompt] = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         p_ids = prompt_cache[prompt]
@@ -122,7 +129,9 @@ def pretrain(config: PretrainConfig, device=None) -> dict:
     device = device or default_device()
     rng = np.random.default_rng(config.seed)
     train, _ = split_problems(config.task)
-    tokenizer = build_tokenizer(sft_corpus(train, rng, config.task.step_noise), config.vocab_size)
+    tokenizer = build_tokenizer(
+        sft_corpus(train, rng, config.task.step_noise, config.task.misconception_rate), config.vocab_size
+    )
     model = build_model(config.model, tokenizer, seed=config.seed).to(device)
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
@@ -145,6 +154,7 @@ def pretrain(config: PretrainConfig, device=None) -> dict:
             rng,
             batch_size=config.batch_size,
             step_noise=config.task.step_noise,
+            misconception_rate=config.task.misconception_rate,
             prompt_cache=cache,
         )
         loss = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=lab.to(device)).loss

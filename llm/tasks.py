@@ -14,10 +14,15 @@ that reach the same answer, e.g. ``(a+b)*c`` versus ``a*c + b*c``). A completion
 
 For supervised pretraining, :func:`sample_trace` injects *controlled noise*: each step's result is wrong
 with probability ``step_noise``, by an offset whose pattern depends on the view (view 0 overshoots,
-view 1 undershoots, view 2 slips by ten), and later steps compute correctly from the wrong value. The
-base model therefore learns an imperfect, diverse answer distribution whose *errors differ between
-views* while the correct answer is shared -- the setting where self-consistency and multi-view consensus
-(THEORY.md §4, E5) can improve accuracy without labels.
+view 1 undershoots, view 2 slips by ten), and later steps compute correctly from the wrong value. On top
+of that, each view carries one systematic **misconception**: view ``v`` misreads problems of kind
+``KINDS[v]`` with probability ``misconception_rate`` (view 0 adds the removed items, ``a + b + c``; view 1
+adds the extra items once, ``a*c + b``; view 2 subtracts the eaten items once, ``a*c - b``). Above
+rate 0.5 the misread answer is the *mode* of that view, so single-view self-consistency (majority vote,
+sharpening) locks onto it, while the other views of the same problem do not share the error. The base
+model therefore learns an imperfect, diverse answer distribution whose *errors differ between views*
+while the correct answer is shared -- the setting where multi-view consensus (THEORY.md §4, E5) improves
+accuracy without labels and single-view self-consistency cannot.
 
 The ground-truth answer is used only for evaluation, the supervised pretraining and the ``gt-grpo``
 baseline. :func:`load_jsonl` reads user data in the GSM8K ``{"question", "answer"}`` form.
@@ -80,6 +85,9 @@ class ArithmeticTaskConfig:
     """Fraction of all valid problems kept out of training, for evaluation."""
     step_noise: float = 0.2
     """Probability that one step of a supervised trace has a wrong result (pretraining noise)."""
+    misconception_rate: float = 0.6
+    """Probability that view v's supervised trace misreads a problem of kind ``KINDS[v]`` (a systematic,
+    view-specific wrong formula; 0 disables it)."""
 
     def validate(self) -> None:
         if not 1 <= self.n_views <= MAX_VIEWS:
@@ -92,6 +100,8 @@ class ArithmeticTaskConfig:
             raise ValidationError(f"task.held_out_fraction must be in (0, 1), got {self.held_out_fraction}")
         if not 0.0 <= self.step_noise < 1.0:
             raise ValidationError(f"task.step_noise must be in [0, 1), got {self.step_noise}")
+        if not 0.0 <= self.misconception_rate <= 1.0:
+            raise ValidationError(f"task.misconception_rate must be in [0, 1], got {self.misconception_rate}")
 
 
 @dataclass(frozen=True)
@@ -174,20 +184,57 @@ def trace_styles(problem: Problem) -> list[list[tuple[int, str, int]]]:
     return styles
 
 
+def misconception(problem: Problem, view: int) -> list[tuple[int, str, int]] | None:
+    """View ``view``'s systematic misreading of ``problem`` (steps as in :func:`trace_styles`), or None.
+
+    View v misreads only problems of kind ``KINDS[v]``; the misread formula is a plausible reading error
+    of that view's template ("gives away c" added, "gets b more" counted once, "b eaten" counted once).
+    """
+    if problem.kind not in KINDS or view >= len(KINDS) or KINDS[view] != problem.kind:
+        return None
+    a, b, c = problem.operands
+    if problem.kind == "add_sub":
+        return [(a, "+", b), (-1, "+", c)]
+    if problem.kind == "mul_add":
+        return [(a, "*", c), (-1, "+", b)]
+    return [(a, "*", c), (-1, "-", b)]
+
+
+def misconception_answer(problem: Problem, view: int) -> str | None:
+    """The final answer of view ``view``'s misreading of ``problem`` (None when the view has none)."""
+    steps = misconception(problem, view)
+    if steps is None:
+        return None
+    results: list[int] = []
+    for x_sym, op, y_sym in steps:
+        x = results[-x_sym - 1] if x_sym < 0 else x_sym
+        y = results[-y_sym - 1] if y_sym < 0 else y_sym
+        results.append(_apply(x, op, y))
+    return str(results[-1])
+
+
 def _apply(x: int, op: str, y: int) -> int:
     return x + y if op == "+" else x - y if op == "-" else x * y
 
 
-def sample_trace(problem: Problem, view: int, rng: np.random.Generator, step_noise: float) -> tuple[str, str]:
+def sample_trace(
+    problem: Problem, view: int, rng: np.random.Generator, step_noise: float, misconception_rate: float = 0.0
+) -> tuple[str, str]:
     """One supervised completion for ``problem`` seen through ``view``: ``(completion, final_answer)``.
 
-    The trace style is uniform; each step is wrong with probability ``step_noise`` by a view-specific
-    offset (never making a value negative); later steps use the (possibly wrong) earlier results.
+    With probability ``misconception_rate`` the view's misreading (:func:`misconception`, when it has one
+    for this problem) replaces the trace; otherwise the trace style is uniform. Each step is then wrong
+    with probability ``step_noise`` by a view-specific offset (never making a value negative); later steps
+    use the (possibly wrong) earlier results.
     """
     if problem.kind not in KINDS:
         raise ValidationError(f"problem {problem.problem_id} has no synthetic traces (kind {problem.kind})")
-    styles = trace_styles(problem)
-    steps = styles[int(rng.integers(len(styles)))]
+    misread = misconception(problem, view)
+    if misread is not None and misconception_rate > 0.0 and rng.random() < misconception_rate:
+        steps = misread
+    else:
+        styles = trace_styles(problem)
+        steps = styles[int(rng.integers(len(styles)))]
     offsets = _VIEW_ERROR_OFFSETS[view % len(_VIEW_ERROR_OFFSETS)]
     results: list[int] = []
     parts = []

@@ -86,3 +86,30 @@ def test_experiment_end_to_end_writes_results_table_and_plots(tmp_path, capsys):
         == 0
     )
     assert json.loads((tmp_path / "m.json").read_text())["k"] == 2
+
+
+def test_experiment_in_two_worker_processes_equals_sequential_and_resumes(tmp_path):
+    """Rows do not depend on the number of workers (each algorithm is seeded on its own); --resume reuses
+    the finished algorithms (row.json with a matching fingerprint) and reruns a changed one."""
+    from llm.experiment import ExperimentConfig, run_experiment
+
+    common = dict(
+        pretrain_steps=3, steps=1, prompts_per_step=2, group_size=2, eval_k=2, eval_max_problems=1,
+        progress=False, algorithms="gt-grpo,ttrl",
+    )
+    seq = run_experiment(ExperimentConfig(out=str(tmp_path / "seq"), workers=1, **common))["rows"]
+    base = str(tmp_path / "seq" / "base")
+    par = run_experiment(ExperimentConfig(out=str(tmp_path / "par"), workers=2, base_model=base, **common))["rows"]
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows[1:]]  # noqa: E731
+    assert strip(par) == strip(seq)
+    ttrl_row = tmp_path / "par" / "runs" / "ttrl" / "row.json"
+    stamp = ttrl_row.stat().st_mtime_ns
+    again = run_experiment(
+        ExperimentConfig(out=str(tmp_path / "par"), workers=1, base_model=base, resume=True, **common)
+    )["rows"]
+    assert strip(again) == strip(par) and ttrl_row.stat().st_mtime_ns == stamp  # reused, not retrained
+    changed = run_experiment(
+        ExperimentConfig(out=str(tmp_path / "par"), workers=1, base_model=base, resume=True,
+                         **{**common, "steps": 2})
+    )["rows"]
+    assert [r["steps"] for r in changed[1:]] == [2, 2] and ttrl_row.stat().st_mtime_ns != stamp

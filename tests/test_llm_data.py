@@ -83,6 +83,30 @@ def test_noise_rate_and_view_specific_error_patterns():
     assert signs[1][1] <= 0.2 * sum(signs[1].values())  # view 1 undershoots unless that would go negative
 
 
+def test_misconceptions_are_view_specific_and_become_the_view_mode_above_one_half():
+    """View v misreads exactly the problems of kind KINDS[v]; at rate 0.6 the misread answer is that view's
+    most frequent answer while the other view's mode stays correct (so a 2-view consensus can recover)."""
+    from llm.tasks import KINDS, misconception_answer
+
+    problems = all_problems(ArithmeticTaskConfig(n_views=3))
+    for p in problems:
+        for v in range(3):
+            wrong = misconception_answer(p, v)
+            assert (wrong is not None) == (p.kind == KINDS[v])
+    rng = np.random.default_rng(5)
+    for kind, trapped in (("add_sub", 0), ("mul_add", 1)):
+        p = next(q for q in problems if q.kind == kind and misconception_answer(q, trapped) != q.answer)
+        for v in (0, 1):
+            counts = Counter(sample_trace(p, v, rng, 0.2, 0.6)[1] for _ in range(2000))
+            mode = counts.most_common(1)[0][0]
+            assert mode == (misconception_answer(p, v) if v == trapped else p.answer), (p.problem_id, v, counts)
+        text, final = sample_trace(p, trapped, rng, 0.0, 1.0)
+        assert final == misconception_answer(p, trapped) and extract_answer(text) == final
+        for x, op, y, z in _eval_steps(text):  # a misreading is a wrong formula, computed correctly
+            assert z == (x + y if op == "+" else x - y if op == "-" else x * y)
+    assert all(sample_trace(p, 2, rng, 0.0, 1.0)[1] == p.answer for p in problems[:50] if p.kind != KINDS[2])
+
+
 @pytest.mark.parametrize(
     "text, expected",
     [
@@ -132,6 +156,8 @@ def test_task_config_fails_fast_naming_the_field():
         ArithmeticTaskConfig(n_views=4).validate()
     with pytest.raises(ValidationError, match="step_noise"):
         ArithmeticTaskConfig(step_noise=1.5).validate()
+    with pytest.raises(ValidationError, match="misconception_rate"):
+        ArithmeticTaskConfig(misconception_rate=-0.1).validate()
 
 
 def test_tokenizer_round_trip_and_reload(tmp_path):
