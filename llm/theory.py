@@ -19,13 +19,15 @@ lower bound of TV on the full answer space and differs from it by at most the tw
 
 KL (E1/P3 use the sequence-level KL(π‖π0) at T = 1). Two estimators of its gradient are offered:
 
-- ``"k3-loss"`` (the trainer, :func:`llm.trainer.optimize_policy`): β·k3 per token added to the token loss.
+Both are modes of the trainer (``TrainConfig.kl``, :func:`llm.trainer.train_step`):
+
+- ``"k3-loss"`` (:func:`llm.trainer.optimize_policy`): β·k3 per token added to the token loss (TRL's choice).
   With ``loss_type="dapo"`` both the policy-gradient term and the KL term are summed over a completion's
   tokens and divided by the same total token count, so β multiplies the *sequence* sum of k3 (an unbiased
   estimate of the sequence KL's value). Its gradient, however, is ``E_{a∼π}[(1 − π0/π) ∇log π] = ∇KL(π0‖π)``
   per visited state: the *forward* per-token KL at fixed states, not ∇KL(π‖π0) of the sequence (no
   score-function term). Its stationary point is therefore not (E1)'s.
-- ``"seq-reward"`` (:func:`train_step_seq_kl`): the sequence log-ratio ``−β log π(y)/π0(y)`` is added to
+- ``"seq-reward"`` (the trainer's default, :func:`llm.trainer.sequence_log_ratio`): the sequence log-ratio ``−β log π(y)/π0(y)`` is added to
   each sample's reward before RLOO centering — the exact score-function gradient of −β KL(π‖π0) (E1).
 """
 
@@ -45,10 +47,10 @@ import numpy as np
 from dagsim.io import atomic_write_json
 from dagsim.objectives import make_objective
 from dagsim.solvers import solve_answer_level
+from llm.trainer import KL_MODES
 
 REST = "<rest>"
 OBJECTIVES = ("sharpen", "entropy", "reward", "constraint")
-KL_MODES = ("k3-loss", "seq-reward")
 #: Brent's tolerance on the shared multiplier λ of the constrained problem (answer masses move by ~λ/β).
 LAMBDA_XTOL = 1e-10
 
@@ -262,12 +264,10 @@ def train_config_for(objective: str, config: TheoryConfig, out: str, cap: float 
         "constraint": ("constrained-grpo", {"base_objective": "sharpen", "forbidden": config.forbidden,
                                             "constraint_cap": cap, "dual_lr": config.dual_lr}),
     }[objective]
-    # seq-reward adds the KL to the rewards itself; the trainer's k3 term is then switched off.
-    beta = config.beta if config.kl == "k3-loss" else 0.0
     return TrainConfig(
         algorithm=algorithm, model=config.model, out=out, steps=config.steps, prompts_per_step=config.n_prompts,
         group_size=config.group_size, views=1, temperature=1.0, max_new_tokens=config.max_new_tokens,
-        lr=config.lr, beta=beta, tau=config.tau, loss_type="dapo", baseline="rloo", scale="none",
+        lr=config.lr, beta=config.beta, kl=config.kl, tau=config.tau, loss_type="dapo", baseline="rloo", scale="none",
         seed=config.seed, progress=False, **extra,
     )
 
@@ -277,39 +277,6 @@ def training_problems(problems, objective: str):
     if objective == "entropy":
         return [dataclasses.replace(p, answer=None) for p in problems]
     return list(problems)
-
-
-def train_step_seq_kl(state, ref_model, problems, train_config, beta: float) -> dict:
-    """One GRPO step with the exact sequence-KL gradient: reward ``g − β log π(y)/π0(y)`` (E1), RLOO.
-
-    Same sampling, scoring and clipped update as :func:`llm.trainer.train_step` (whose config has β = 0 here).
-    """
-    import torch
-
-    from llm.rewards import dual_step, group_advantages
-    from llm.sampling import sample_completions, sequence_token_logprobs
-    from llm.trainer import optimize_policy, score_groups, select_problems
-
-    cfg = train_config
-    chosen = select_problems(problems, state.rng, cfg.prompts_per_step)
-    prompts = [p.views[0] for p in chosen]
-    batch = sample_completions(state.model, state.tokenizer, prompts, n_samples=cfg.group_size,
-                               temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
-                               generator=state.generator)
-    scores = score_groups(chosen, batch.texts, views=1, config=cfg, multipliers=state.multipliers)
-    mask = batch.completion_mask.float()  # (N, C)
-    with torch.no_grad():
-        log_ratio = ((sequence_token_logprobs(state.model, batch, cfg.temperature)
-                      - sequence_token_logprobs(ref_model, batch, cfg.temperature)) * mask).sum(dim=1)  # (N,)
-    log_ratio = log_ratio.double().numpy().reshape(scores.rewards.shape)  # (n_groups, G)
-    rewards = scores.rewards - beta * log_ratio
-    adv, _ = group_advantages(rewards, cfg.baseline, cfg.scale)
-    stats = optimize_policy(state.model, None, state.optimizer, batch, adv, cfg)
-    if scores.constraint_value is not None:
-        state.multipliers = dual_step(state.multipliers, np.array([scores.constraint_value]),
-                                      cfg.constraint_cap, cfg.dual_lr)
-    state.step += 1
-    return {"step": state.step, **scores.metrics, **stats, "seq_kl": float(log_ratio.mean())}
 
 
 def run_training(objective: str, config: TheoryConfig, problems, evaluate, cap: float = 0.0, device="cpu"):
@@ -327,12 +294,7 @@ def run_training(objective: str, config: TheoryConfig, problems, evaluate, cap: 
     state.model.train()
     checkpoints, history = [], []
     while state.step < config.steps:
-        if config.kl == "k3-loss":
-            metrics = train_step(state, ref, probs, 1, cfg)
-        else:
-            metrics = train_step_seq_kl(state, ref, probs, cfg, config.beta)
-        if objective == "constraint":
-            metrics["multiplier"] = float(state.multipliers[0])
+        metrics = train_step(state, ref, probs, 1, cfg)
         history.append({k: v for k, v in metrics.items() if isinstance(v, int | float)})
         if state.step % config.eval_every == 0 or state.step == config.steps:
             checkpoints.append((state.step, evaluate(state.model, state.tokenizer)))

@@ -45,6 +45,7 @@ from llm.tasks import ArithmeticTaskConfig, Problem, load_jsonl, split_problems
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo")
 CONSENSUS = ("none", "arithmetic", "geometric", "majority")
+KL_MODES = ("seq-reward", "k3-loss")
 STATE_FILE = "trainer_state.pt"
 
 
@@ -79,7 +80,12 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     """Gradient clipping threshold (global L2 norm)."""
     beta: float = 0.0
-    """Weight of the k3 KL penalty to the reference [β]; 0 skips the reference model."""
+    """Weight of the KL penalty to the reference [β]; 0 skips the reference model."""
+    kl: str = "seq-reward"
+    """How β·KL(π‖π0) enters: seq-reward (−β·log π(y)/π0(y) of the whole completion added to its reward
+    before the advantages: the exact score-function gradient of the sequence KL of E1, whose optimum is the
+    answer-level one; see results/theory_vs_training.md) | k3-loss (β·k3 per token in the loss, as TRL
+    does: its expected gradient is that of the forward per-token KL(π0‖π), a different target)."""
     tau: float = 1.0
     """Objective weight [τ] (sharpening, entropy, consensus, ttrl/empo scale)."""
     estimator: str = "minimax_monotone"
@@ -146,6 +152,7 @@ class TrainConfig:
             "baseline": ("rloo", "mean", "none"),
             "scale": ("none", "group", "batch"),
             "loss_type": LOSS_TYPES,
+            "kl": KL_MODES,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -329,6 +336,20 @@ def _slice_batch(batch: Batch, rows: slice) -> Batch:
     )
 
 
+def sequence_log_ratio(model, ref_model, batch: Batch, config: TrainConfig) -> np.ndarray:
+    """``log π(y|x) − log π0(y|x)`` of every sampled completion (N,), at the sampling temperature."""
+    mask = batch.completion_mask.float()  # (N, C)
+    out = []
+    with torch.no_grad():
+        for rows in _row_chunks(mask.shape[0], config.micro_batch_rows):
+            part = _slice_batch(batch, rows)
+            diff = sequence_token_logprobs(model, part, config.temperature) - sequence_token_logprobs(
+                ref_model, part, config.temperature
+            )  # (n, C)
+            out.append((diff * mask[rows]).sum(dim=1))
+    return torch.cat(out).double().cpu().numpy()
+
+
 def optimize_policy(model, ref_model, optimizer, batch: Batch, advantages: np.ndarray, config: TrainConfig):
     """``num_iterations`` clipped policy-gradient updates on one batch of samples; returns loss statistics."""
     device = batch.completion_ids.device
@@ -338,7 +359,8 @@ def optimize_policy(model, ref_model, optimizer, batch: Batch, advantages: np.nd
     n_tokens = mask.sum().clamp(min=1.0)
     chunks = _row_chunks(mask.shape[0], config.micro_batch_rows)
     ref_logp = [None] * len(chunks)
-    if config.beta > 0:
+    k3 = config.beta > 0 and config.kl == "k3-loss"
+    if k3:
         with torch.no_grad():
             ref_logp = [sequence_token_logprobs(ref_model, _slice_batch(batch, c), config.temperature) for c in chunks]
     old_logp: list[torch.Tensor | None] = [None] * len(chunks)
@@ -353,7 +375,7 @@ def optimize_policy(model, ref_model, optimizer, batch: Batch, advantages: np.nd
             token_loss, was_clipped = clipped_policy_loss(
                 logp, old_logp[k], adv[rows], config.epsilon, config.epsilon_high
             )
-            if config.beta > 0:
+            if k3:
                 kl = k3_kl(logp, ref_logp[k])  # (n, C)
                 token_loss = token_loss + config.beta * kl
                 kl_total += float((kl.detach() * mask[rows]).sum())
@@ -441,6 +463,7 @@ _RESUME_MUST_MATCH = (
     "max_new_tokens",
     "lr",
     "beta",
+    "kl",
     "tau",
     "estimator",
     "consensus",
@@ -513,8 +536,13 @@ def train_step(state: RunState, ref_model, problems: list[Problem], views: int, 
     )
     t1 = time.perf_counter()
     scores = score_groups(chosen, batch.texts, views=views, config=config, multipliers=state.multipliers)
+    advantages, seq_kl = scores.advantages, None
+    if config.beta > 0 and config.kl == "seq-reward":
+        log_ratio = sequence_log_ratio(state.model, ref_model, batch, config).reshape(scores.rewards.shape)
+        advantages, _ = group_advantages(scores.rewards - config.beta * log_ratio, config.baseline, config.scale)
+        seq_kl = float(log_ratio.mean())
     t2 = time.perf_counter()
-    stats = optimize_policy(state.model, ref_model, state.optimizer, batch, scores.advantages, config)
+    stats = optimize_policy(state.model, ref_model, state.optimizer, batch, advantages, config)
     if scores.constraint_value is not None:
         state.multipliers = dual_step(
             state.multipliers, np.array([scores.constraint_value]), config.constraint_cap, config.dual_lr
@@ -522,6 +550,8 @@ def train_step(state: RunState, ref_model, problems: list[Problem], views: int, 
     state.step += 1
     t3 = time.perf_counter()
     metrics = {"step": state.step, **scores.metrics, **stats}
+    if seq_kl is not None:
+        metrics["seq_kl"] = seq_kl  # mean log π(y)/π0(y): an unbiased estimate of the sequence KL(π‖π0)
     if config.algorithm == "constrained-grpo":
         metrics["multiplier"] = float(state.multipliers[0])
     metrics.update(sample_seconds=t1 - t0, reward_seconds=t2 - t1, update_seconds=t3 - t2, step_seconds=t3 - t0)

@@ -312,3 +312,83 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tiny_model_dir, tmp_path
     resumed = train(TrainConfig(out=str(tmp_path / "part"), steps=3, resume=str(tmp_path / "part"), **base))
     for k, v in _params(full["model"]).items():
         torch.testing.assert_close(_params(resumed["model"])[k], v, rtol=0, atol=ATOL_RESUME)
+
+
+def test_sequence_log_ratio_matches_a_direct_forward_pass(tiny_model_dir):
+    """log π(y)/π0(y) of sampled completions vs an independent full-sequence log-softmax; 0 when π = π0."""
+    from llm.model import load_model
+    from llm.sampling import sample_completions
+    from llm.trainer import sequence_log_ratio
+
+    model, tok = load_model(tiny_model_dir, "cpu")
+    ref, _ = load_model(tiny_model_dir, "cpu")
+    cfg = TrainConfig(model=str(tiny_model_dir), max_new_tokens=12, temperature=0.7, micro_batch_rows=3)
+    batch = sample_completions(model, tok, ["Q: 1+2\nA:"], n_samples=6, temperature=0.7,
+                               max_new_tokens=12, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(sequence_log_ratio(model, ref, batch, cfg), 0.0, atol=1e-6)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+
+    def direct(m):
+        ids = torch.cat([batch.prompt_ids, batch.completion_ids], dim=1)  # (N, P + C)
+        att = torch.cat([batch.prompt_mask, batch.completion_mask], dim=1)
+        with torch.no_grad():
+            logits = m(input_ids=ids, attention_mask=att).logits[:, :-1] / 0.7  # (N, P + C − 1, V)
+        lp = torch.log_softmax(logits.double(), dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+        P = batch.prompt_ids.shape[1]
+        return (lp[:, P - 1 :] * batch.completion_mask.double()).sum(dim=1).numpy()  # (N,)
+
+    assert batch.prompt_mask.all()  # one prompt: no padding, so plain positions match generation's
+    expected = direct(model) - direct(ref)
+    assert np.abs(expected).max() > 1e-2  # the perturbation moved the policy
+    np.testing.assert_allclose(sequence_log_ratio(model, ref, batch, cfg), expected, atol=1e-3)
+
+
+def test_seq_reward_kl_centers_rewards_minus_beta_log_ratio(tiny_model_dir, monkeypatch):
+    """kl=seq-reward: the update receives RLOO(rewards − β log π/π0); kl=k3-loss: RLOO(rewards) plus k3."""
+    import llm.trainer as trainer
+    from dagsim.grpo.advantages import advantages
+
+    def rloo_advantages(g):
+        return advantages(g, baseline="rloo")[0]
+
+    seen = {}
+    real_optimize, real_ratio = trainer.optimize_policy, trainer.sequence_log_ratio
+
+    def spy_optimize(model, ref, opt, batch, advantages, config):
+        seen["adv"] = advantages.copy()
+        return real_optimize(model, ref, opt, batch, advantages, config)
+
+    def spy_ratio(*args):
+        seen["ratio"] = real_ratio(*args)
+        return seen["ratio"]
+
+    def spy_scores(*args, **kwargs):
+        seen["scores"] = real_scores(*args, **kwargs)
+        return seen["scores"]
+
+    real_scores = trainer.score_groups
+    monkeypatch.setattr(trainer, "optimize_policy", spy_optimize)
+    monkeypatch.setattr(trainer, "sequence_log_ratio", spy_ratio)
+    monkeypatch.setattr(trainer, "score_groups", spy_scores)
+    from llm.trainer import fresh_state, load_reference, load_training_problems, train_step
+
+    for kl in ("seq-reward", "k3-loss"):
+        cfg = TrainConfig(model=str(tiny_model_dir), algorithm="coherence-grpo", consensus="none", beta=0.5,
+                          kl=kl, prompts_per_step=2, group_size=4, max_new_tokens=12, lr=5e-2, views=1)
+        state, ref = fresh_state(cfg, "cpu"), load_reference(cfg, "cpu")
+        problems = load_training_problems(cfg)[0]
+        seen.clear()
+        train_step(state, ref, problems, 1, cfg)  # moves π away from π0
+        seen.clear()
+        metrics = train_step(state, ref, problems, 1, cfg)
+        rewards = seen["scores"].rewards
+        if kl == "seq-reward":
+            ratio = seen["ratio"].reshape(rewards.shape)
+            assert np.abs(ratio).max() > 1e-3 and metrics["seq_kl"] == pytest.approx(ratio.mean())
+            np.testing.assert_allclose(seen["adv"], rloo_advantages(rewards - 0.5 * ratio), atol=1e-12)
+            assert np.abs(seen["adv"] - rloo_advantages(rewards)).max() > 1e-4
+        else:
+            assert "ratio" not in seen and metrics["kl"] > 0
+            np.testing.assert_allclose(seen["adv"], rloo_advantages(rewards), atol=1e-12)
