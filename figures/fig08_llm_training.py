@@ -52,7 +52,7 @@ def compute(quick: bool = False, seed: int = 0, experiment: str | os.PathLike | 
 
 def _base_color(name: str, i: int) -> str:
     key = name.split("[")[0]
-    if "[" in name and "single" not in name:
+    if key == "coherence-grpo" and "single" not in name:
         key = "coherence-grpo (consensus)"
     return color(key, i)
 

@@ -31,7 +31,8 @@ VARIANTS: tuple[tuple[str, dict], ...] = (
         {"algorithm": "coherence-grpo", "consensus": "arithmetic", "estimator": "plugin"},
     ),
     ("coherence-grpo[geometric]", {"algorithm": "coherence-grpo", "consensus": "geometric"}),
-    ("diversity-grpo", {"algorithm": "diversity-grpo", "tau": 0.2}),
+    ("diversity-grpo", {"algorithm": "diversity-grpo", "tau": 0.15}),
+    ("diversity-grpo[tau=0.3]", {"algorithm": "diversity-grpo", "tau": 0.3}),
     ("pairwise-coherence-grpo", {"algorithm": "pairwise-coherence-grpo"}),
     (
         "constrained-grpo",
@@ -236,6 +237,7 @@ def run_experiment(config: ExperimentConfig) -> dict:
     model, tok = load_model(base_dir)
     rows = [_row("base", evaluate(model, tok, held_out, eval_cfg), 0, pretrain_seconds)]
     del model
+    _write(out, rows, config, time.perf_counter() - t_total)
     jobs = [_variant_job(config, base_dir, out, name, overrides) for name, overrides in variants]
     done: dict[str, dict] = {}
     if config.resume:
