@@ -88,7 +88,7 @@ def main() -> None:
     ap.add_argument("--budget-seconds", type=float, default=10.0)
     ap.add_argument("--baseline-budget-seconds", type=float, default=20.0)
     ap.add_argument("--max-new-tokens", type=int, default=32)
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--random-temperature", type=float, default=0.05)
     ap.add_argument("--ablation-expansions", type=int, default=1500)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the CPU is shared)")

@@ -429,7 +429,7 @@ def certified_marginal(
     temperature: float = 1.0,
     budget_seconds: float | None = 10.0,
     max_expansions: int | None = None,
-    batch_size: int = 32,
+    batch_size: int = 64,
     stop_strings: Sequence[str] = (),
     stop_token_ids: Sequence[int] = (),
     device=None,
@@ -722,7 +722,7 @@ def build_marginals_parser() -> argparse.ArgumentParser:
         "--temperature", type=float, default=1.0, help="sampling temperature T (softmax(logits/T))"
     )
     ap.add_argument("--max-new-tokens", type=int, default=64, help="completion length limit (tokens)")
-    ap.add_argument("--batch-size", type=int, default=32, help="prefixes expanded per forward pass")
+    ap.add_argument("--batch-size", type=int, default=64, help="prefixes expanded per forward pass")
     ap.add_argument("--stop-string", action="append", default=[], help="extra stop string (repeatable)")
     ap.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when present)")
     ap.add_argument("--json", action="store_true", help='print {"prompts": [...]} as JSON')
