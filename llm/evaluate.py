@@ -106,6 +106,30 @@ def cross_view_agreement(plurality_per_view: Sequence[Sequence[str]]) -> float:
     return float(np.mean(fractions)) if fractions else float("nan")
 
 
+def misconception_breakdown(
+    problems: Sequence[Problem], sampled: Sequence[Sequence[str | None]], truths: Sequence[str]
+) -> dict[str, float]:
+    """Mean accuracy on the (problem, view) prompts whose view has a systematic misreading of the problem
+    (:func:`llm.tasks.misconception_answer`, embedded task only) vs the other prompts, and how often the
+    misread answer itself is sampled there. ``sampled`` is ordered problem-major, then view. {} if none."""
+    from llm.tasks import misconception_answer
+
+    traps = [misconception_answer(p, v) if p.operands else None for p in problems for v in range(p.n_views)]
+    hit = [t is not None and t != truth for t, truth in zip(traps, truths, strict=True)]
+    if not any(hit):
+        return {}
+    acc = [np.mean([a == truth for a in s]) for s, truth in zip(sampled, truths, strict=True)]
+    misread = [np.mean([a == t for a in s]) for s, t, h in zip(sampled, traps, hit, strict=True) if h]
+    out = {
+        "misread_prompts": int(sum(hit)),
+        "mean_accuracy_misread_prompts": float(np.mean([a for a, h in zip(acc, hit, strict=True) if h])),
+        "misread_answer_rate": float(np.mean(misread)),
+    }
+    if not all(hit):
+        out["mean_accuracy_other_prompts"] = float(np.mean([a for a, h in zip(acc, hit, strict=True) if not h]))
+    return out
+
+
 def evaluate(
     model, tokenizer, problems: Sequence[Problem], config: EvalConfig = EvalConfig(), progress=False
 ):
@@ -151,6 +175,7 @@ def evaluate(
         greedy.extend(extract_answer(t) for t in g.texts)
     truths = [problems[i].answer for i, _ in prompts]
     metrics = answer_metrics(sampled, greedy, truths)
+    metrics.update(misconception_breakdown(problems, sampled, truths))
     per_problem: dict[int, list[str]] = {}
     for (i, _), s in zip(prompts, sampled, strict=True):
         per_problem.setdefault(i, []).append(plurality_answer(s))

@@ -92,6 +92,9 @@ class ExperimentConfig:
     most one per algorithm; 1 = sequential in this process, with per-step progress bars)."""
     resume: bool = False
     """Reuse the finished algorithms of an earlier run into the same --out (their row.json), run the rest."""
+    reevaluate: bool = False
+    """No training: evaluate the finished models in --out again (same seeds) and rewrite results.json with
+    the current metrics (e.g. after new ones were added); values that changed are listed per row."""
 
     def resolved(self) -> ExperimentConfig:
         q = self.quick
@@ -133,7 +136,9 @@ class ExperimentConfig:
 
 def _row(name: str, metrics: dict, steps: int, seconds: float) -> dict:
     row = {"algorithm": name, **{k: metrics[k] for k in ROW_KEYS[1:6]}, "steps": steps, "seconds": seconds}
-    row.update({k: metrics[k] for k in ("no_answer_rate", "cross_view_agreement") if k in metrics})
+    extra = ("no_answer_rate", "cross_view_agreement", "mean_accuracy_misread_prompts",
+             "mean_accuracy_other_prompts", "misread_answer_rate", "misread_prompts")
+    row.update({k: metrics[k] for k in extra if k in metrics})
     return row
 
 
@@ -207,6 +212,8 @@ def run_experiment(config: ExperimentConfig) -> dict:
 
     config = config.resolved()
     config.validate()
+    if config.reevaluate:
+        return reevaluate(config)
     variants = config.variants()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -264,6 +271,59 @@ def run_experiment(config: ExperimentConfig) -> dict:
     _write(out, rows, config, time.perf_counter() - t_total)
     plot_results(rows, histories, out, config.eval_k)
     return {"rows": rows, "table": table}
+
+
+def _evaluate_dir(model_dir: str, held_out, eval_cfg) -> dict:
+    import torch
+
+    from llm.evaluate import evaluate
+    from llm.model import load_model
+
+    torch.set_num_threads(1)
+    model, tok = load_model(model_dir)
+    return evaluate(model, tok, held_out, eval_cfg)
+
+
+def reevaluate(config: ExperimentConfig) -> dict:
+    """Evaluate every model of a finished experiment in ``config.out`` again; rewrite its results."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from llm.evaluate import EvalConfig
+    from llm.tasks import ArithmeticTaskConfig, split_problems
+
+    out = Path(config.out)
+    try:
+        payload = json.loads((out / "results.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValidationError(f"--reevaluate: no readable {out / 'results.json'} ({exc})") from None
+    base_dir = Path(config.base_model) if config.base_model else out / "base"
+    task_file = base_dir / "task.json"
+    task = ArithmeticTaskConfig(**json.loads(task_file.read_text())) if task_file.is_file() else ArithmeticTaskConfig()
+    held_out = split_problems(task)[1]
+    eval_cfg = EvalConfig(k=config.eval_k, max_problems=config.eval_max_problems, seed=config.seed + 1)
+    dirs = {}
+    for row in payload["rows"]:
+        name = row["algorithm"]
+        path = base_dir if name == "base" else out / "runs" / name.replace("[", "-").replace("]", "") / "final"
+        if not (path / "config.json").is_file():
+            raise ValidationError(f"--reevaluate: no model for row {name!r} at {path}")
+        dirs[name] = str(path)
+    with ProcessPoolExecutor(max_workers=config.n_workers(len(dirs)), mp_context=mp.get_context("spawn")) as pool:
+        futures = {n: pool.submit(_evaluate_dir, d, held_out, eval_cfg) for n, d in dirs.items()}
+        metrics = {n: f.result() for n, f in futures.items()}
+    rows = []
+    for old in payload["rows"]:
+        new = {**old, **_row(old["algorithm"], metrics[old["algorithm"]], old["steps"], old["seconds"])}
+        changed = sorted(k for k in old if k in new and k not in ("reevaluation_changed",) and old[k] != new[k])
+        new["reevaluation_changed"] = {k: [old[k], new[k]] for k in changed}
+        rows.append(new)
+    from llm.model import atomic_write_text
+
+    payload["rows"] = rows
+    atomic_write_text(out / "results.json", json.dumps(payload, indent=2))
+    atomic_write_text(out / "results.md", markdown_table(rows, config.eval_k) + "\n")
+    return {"rows": rows, "table": markdown_table(rows, config.eval_k)}
 
 
 def _variant_job(config: ExperimentConfig, base_dir: Path, out: Path, name: str, overrides: dict) -> dict:

@@ -108,6 +108,9 @@ def test_experiment_in_two_worker_processes_equals_sequential_and_resumes(tmp_pa
         ExperimentConfig(out=str(tmp_path / "par"), workers=1, base_model=base, resume=True, **common)
     )["rows"]
     assert strip(again) == strip(par) and ttrl_row.stat().st_mtime_ns == stamp  # reused, not retrained
+    redo = run_experiment(ExperimentConfig(out=str(tmp_path / "par"), base_model=base, reevaluate=True, **common))
+    assert [r["algorithm"] for r in redo["rows"]] == ["base", "gt-grpo", "ttrl"]
+    assert all(r["reevaluation_changed"] == {} for r in redo["rows"][1:])  # same weights, seeds, 1 thread
     changed = run_experiment(
         ExperimentConfig(out=str(tmp_path / "par"), workers=1, base_model=base, resume=True,
                          **{**common, "steps": 2})

@@ -13,6 +13,7 @@ from llm.answers import NO_ANSWER, canonicalize_number, extract_answer, index_an
 from llm.evaluate import answer_metrics, cross_view_agreement, empirical_entropy, plurality_correct
 from llm.tasks import (
     ArithmeticTaskConfig,
+    Problem,
     all_problems,
     load_jsonl,
     sample_trace,
@@ -105,6 +106,21 @@ def test_misconceptions_are_view_specific_and_become_the_view_mode_above_one_hal
         for x, op, y, z in _eval_steps(text):  # a misreading is a wrong formula, computed correctly
             assert z == (x + y if op == "+" else x - y if op == "-" else x * y)
     assert all(sample_trace(p, 2, rng, 0.0, 1.0)[1] == p.answer for p in problems[:50] if p.kind != KINDS[2])
+
+
+def test_misconception_breakdown_splits_prompts_by_their_views_misreading():
+    from llm.evaluate import misconception_breakdown
+    from llm.tasks import misconception_answer
+
+    problems = all_problems(ArithmeticTaskConfig(n_views=2))
+    p = next(q for q in problems if q.kind == "add_sub" and misconception_answer(q, 0) != q.answer)
+    wrong = misconception_answer(p, 0)  # view 0 misreads add_sub; view 1 does not
+    sampled = [[wrong, wrong, p.answer, None], [p.answer, p.answer, p.answer, "999"]]
+    out = misconception_breakdown([p], sampled, [p.answer, p.answer])
+    assert out == {"misread_prompts": 1, "mean_accuracy_misread_prompts": 0.25, "misread_answer_rate": 0.5,
+                   "mean_accuracy_other_prompts": 0.75}
+    external = Problem("x-1", ("Q: 1+1?\nA:",), "2")
+    assert misconception_breakdown([external], [["2", "3"]], ["2"]) == {}
 
 
 @pytest.mark.parametrize(
