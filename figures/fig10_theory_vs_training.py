@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures.common import color, figure_maker, save, style
+from figures.common import color, figure_maker, style
 
 NAME = "fig10_theory_vs_training"
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "theory_vs_training.json"

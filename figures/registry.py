@@ -1,7 +1,8 @@
 """The figure registry: figure number → module (each module has ``NAME``, ``compute``, ``plot``, ``make``).
 
-Figures 8 and 10 (the LLM figures) are registered only when their modules exist; if it exists but its optional dependencies (torch, …) are not
-installed, it is listed in :data:`UNAVAILABLE` with the reason instead of breaking the other figures.
+Figures 8 and 10 (the LLM figures) are registered only when their modules exist; if one exists but its
+optional dependencies (torch, …) are not installed, it is listed in :data:`UNAVAILABLE` with the reason
+instead of breaking the other figures.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-#: Sizes of the demo (the whole `make demo` took 294 s on a fresh clone of this 2-core CPU): a shorter pretraining than the default 1500 steps,
-#: 12 GRPO steps, 30 held-out problems.
+#: Sizes of the demo (the whole `make demo` took 294 s on a fresh clone of this 2-core CPU): a shorter
+#: pretraining than the default 1500 steps, 12 GRPO steps, 24 held-out problems.
 DEMO_PRETRAIN_STEPS = 800
 DEMO_TRAIN_STEPS = 12
 DEMO_EVAL_PROBLEMS = 24

@@ -27,8 +27,9 @@ Both are modes of the trainer (``TrainConfig.kl``, :func:`llm.trainer.train_step
   estimate of the sequence KL's value). Its gradient, however, is ``E_{a∼π}[(1 − π0/π) ∇log π] = ∇KL(π0‖π)``
   per visited state: the *forward* per-token KL at fixed states, not ∇KL(π‖π0) of the sequence (no
   score-function term). Its stationary point is therefore not (E1)'s.
-- ``"seq-reward"`` (the trainer's default, :func:`llm.trainer.sequence_log_ratio`): the sequence log-ratio ``−β log π(y)/π0(y)`` is added to
-  each sample's reward before RLOO centering — the exact score-function gradient of −β KL(π‖π0) (E1).
+- ``"seq-reward"`` (the trainer's default, :func:`llm.trainer.sequence_log_ratio`): the sequence log-ratio
+  ``−β log π(y)/π0(y)`` is added to each sample's reward before RLOO centering — the exact score-function
+  gradient of −β KL(π‖π0) (E1).
 """
 
 from __future__ import annotations
@@ -456,9 +457,9 @@ READING = (
     "β, τ (and, for the constraint, the shared-λ problem the trainer solves), ν_T = certified marginal after "
     "test-time GRPO on the same prompts (T = 1, dapo token normalization, RLOO, no std scaling). "
     "KL = seq-reward: −β·log π(y)/π0(y) added to each sample's reward (exact gradient of the sequence KL of "
-    "E1; the trainer's default); k3-loss: β·k3 per token in the loss, as TRL does (its expected gradient is that of the forward "
-    "per-token KL(π0‖π), so it does not target ν*). 'k3 bandit' = TV(ν*, stationary point of k3-loss when "
-    "the answer is a single decision)."
+    "E1; the trainer's default); k3-loss: β·k3 per token in the loss, as TRL does (its expected gradient is "
+    "that of the forward per-token KL(π0‖π), so it does not target ν*). 'k3 bandit' = TV(ν*, stationary point "
+    "of k3-loss when the answer is a single decision)."
 )
 
 

@@ -34,7 +34,8 @@ def test_task_marginals_and_lattice(tmp_path, capsys):
     report = json.loads(out)
     assert code == 0 and len(report["views"]) == 2
     lattice = tmp_path / "lat.json"
-    assert run(capsys, "generate", "lattice", "--width", "3", "--depth", "4", "--answers", "5", "-o", str(lattice))[0] == 0
+    args = ("generate", "lattice", "--width", "3", "--depth", "4", "--answers", "5", "-o", str(lattice))
+    assert run(capsys, *args)[0] == 0
     code, out, _ = run(capsys, "marginals", str(lattice), "--json")
     assert json.loads(out)["n_traces"] == 3 ** 4 * 5
 

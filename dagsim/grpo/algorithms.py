@@ -39,7 +39,8 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in [
               fixed_tau=1.0, group_objective="ttrl", label_free=True),
     Algorithm("empo", "collision", ("collision",),
               "EMPO: reward = own answer's group frequency counting itself, E = 1/G + (G−1)p/G "
-              "(the game of Φ = ½Σν², i.e. collision with τ = 1/2)", fixed_tau=0.5, group_objective="empo", label_free=True),
+              "(the game of Φ = ½Σν², i.e. collision with τ = 1/2)", fixed_tau=0.5, group_objective="empo",
+              label_free=True),
     Algorithm("diversity-grpo", "entropy", ("entropy", "gini", "tsallis"),
               "Diversity-GRPO: r + τ·(entropy | Gini | Tsallis) reward"),
     Algorithm("coherence-grpo", "sharpen", ("sharpen", "collision", "majority", "consensus"),
