@@ -32,7 +32,7 @@ import torch
 
 from llm.answers import extract_answer
 from llm.certified import CertifiedMarginal, certified_marginal
-from llm.tasks import ArithmeticTaskConfig, split_problems
+from llm.tasks import ArithmeticTaskConfig, split_problems, task_config_of
 
 DEFAULT_CHECKPOINT = Path("runs/llm/base")
 
@@ -44,13 +44,7 @@ def load_or_build(model_path: str | None, random_temperature: float):
         from llm.model import load_model
 
         model, tok = load_model(path, device="cpu")
-        task_file = path / "task.json"
-        task = (
-            ArithmeticTaskConfig(**json.loads(task_file.read_text()))
-            if task_file.is_file()
-            else ArithmeticTaskConfig()
-        )
-        return model, tok, task, 1.0, f"checkpoint {path} at T = 1"
+        return model, tok, task_config_of(path), 1.0, f"checkpoint {path} at T = 1"
     if model_path:
         raise SystemExit(f"--model {model_path}: no config.json")
     from llm.model import ModelConfig, build_model, n_parameters

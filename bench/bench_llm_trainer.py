@@ -53,17 +53,11 @@ def bench_trl(model_dir: str, out: str, steps: int, prompts: int, group_size: in
     from trl import GRPOConfig, GRPOTrainer
 
     from llm.model import load_model
-    from llm.tasks import ArithmeticTaskConfig, split_problems
+    from llm.tasks import split_problems, task_config_of
     from llm.trl_rewards import make_reward_func
 
     model, tok = load_model(model_dir)
-    task_file = Path(model_dir) / "task.json"
-    task = (
-        ArithmeticTaskConfig(**json.loads(task_file.read_text()))
-        if task_file.is_file()
-        else ArithmeticTaskConfig()
-    )
-    train_problems, _ = split_problems(task)
+    train_problems, _ = split_problems(task_config_of(model_dir))
     data = Dataset.from_list([{"prompt": p.views[0]} for p in train_problems])
     stamps: list[float] = []
 

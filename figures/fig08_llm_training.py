@@ -23,7 +23,9 @@ DEFAULT_EXPERIMENT = "runs/llm/experiment"
 
 
 def _run_dir(exp: Path, name: str) -> Path:
-    return exp / "runs" / name.replace("[", "-").replace("]", "")
+    from llm.experiment import run_dir
+
+    return run_dir(exp, name)
 
 
 def compute(quick: bool = False, seed: int = 0, experiment: str | os.PathLike | None = None) -> dict:

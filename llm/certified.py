@@ -684,20 +684,13 @@ class _BestFirstSearch:
 
 # ------------------------------------------------------------------------------------------------- CLI
 def _prompts(args) -> list[str]:
-    from pathlib import Path
-
-    from llm.tasks import ArithmeticTaskConfig, load_jsonl, split_problems
+    from llm.tasks import load_jsonl, split_problems, task_config_of
 
     if args.data:
         problems = load_jsonl(args.data)
     else:
-        task_file = Path(args.model) / "task.json"
-        config = (
-            ArithmeticTaskConfig(**json.loads(task_file.read_text()))
-            if task_file.is_file()
-            else ArithmeticTaskConfig()
-        )
-        problems = split_problems(config)[1]  # held out: the problems a fine-tuned model never trained on
+        # held out: the problems a fine-tuned model never trained on
+        problems = split_problems(task_config_of(args.model))[1]
     prompts = [view for p in problems for view in p.views]
     return prompts[: args.n_prompts]
 

@@ -110,17 +110,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _held_out(model_dir: str, data: str):
-    from llm.tasks import ArithmeticTaskConfig, load_jsonl, split_problems
+    from llm.tasks import load_jsonl, split_problems, task_config_of
 
     if data:
         return load_jsonl(data)
-    task_file = Path(model_dir) / "task.json"
-    task = (
-        ArithmeticTaskConfig(**json.loads(task_file.read_text()))
-        if task_file.is_file()
-        else ArithmeticTaskConfig()
-    )
-    return split_problems(task)[1]
+    return split_problems(task_config_of(model_dir))[1]
 
 
 def _print_metrics(title: str, metrics: dict) -> None:

@@ -134,6 +134,11 @@ class ExperimentConfig:
         return [(n, table[n]) for n in names]
 
 
+def run_dir(out: str | Path, name: str) -> Path:
+    """Where the experiment in ``out`` trains the algorithm of row ``name`` (brackets are not path-friendly)."""
+    return Path(out) / "runs" / name.replace("[", "-").replace("]", "")
+
+
 def _row(name: str, metrics: dict, steps: int, seconds: float) -> dict:
     row = {"algorithm": name, **{k: metrics[k] for k in ROW_KEYS[1:6]}, "steps": steps, "seconds": seconds}
     extra = ("no_answer_rate", "cross_view_agreement", "mean_accuracy_misread_prompts",
@@ -208,7 +213,7 @@ def run_experiment(config: ExperimentConfig) -> dict:
     from llm.evaluate import EvalConfig, evaluate
     from llm.model import load_model
     from llm.pretrain import PretrainConfig, pretrain
-    from llm.tasks import ArithmeticTaskConfig, split_problems
+    from llm.tasks import split_problems, task_config_of
 
     config = config.resolved()
     config.validate()
@@ -232,13 +237,7 @@ def run_experiment(config: ExperimentConfig) -> dict:
             )
         )
         pretrain_seconds = summary["seconds"]
-    task_file = base_dir / "task.json"
-    task = (
-        ArithmeticTaskConfig(**json.loads(task_file.read_text()))
-        if task_file.is_file()
-        else ArithmeticTaskConfig()
-    )
-    held_out = split_problems(task)[1]
+    held_out = split_problems(task_config_of(base_dir))[1]
     eval_cfg = EvalConfig(k=config.eval_k, max_problems=config.eval_max_problems, seed=config.seed + 1)
 
     model, tok = load_model(base_dir)
@@ -290,7 +289,7 @@ def reevaluate(config: ExperimentConfig) -> dict:
     from concurrent.futures import ProcessPoolExecutor
 
     from llm.evaluate import EvalConfig
-    from llm.tasks import ArithmeticTaskConfig, split_problems
+    from llm.tasks import split_problems, task_config_of
 
     out = Path(config.out)
     try:
@@ -298,14 +297,12 @@ def reevaluate(config: ExperimentConfig) -> dict:
     except (OSError, json.JSONDecodeError) as exc:
         raise ValidationError(f"--reevaluate: no readable {out / 'results.json'} ({exc})") from None
     base_dir = Path(config.base_model) if config.base_model else out / "base"
-    task_file = base_dir / "task.json"
-    task = ArithmeticTaskConfig(**json.loads(task_file.read_text())) if task_file.is_file() else ArithmeticTaskConfig()
-    held_out = split_problems(task)[1]
+    held_out = split_problems(task_config_of(base_dir))[1]
     eval_cfg = EvalConfig(k=config.eval_k, max_problems=config.eval_max_problems, seed=config.seed + 1)
     dirs = {}
     for row in payload["rows"]:
         name = row["algorithm"]
-        path = base_dir if name == "base" else out / "runs" / name.replace("[", "-").replace("]", "") / "final"
+        path = base_dir if name == "base" else run_dir(out, name) / "final"
         if not (path / "config.json").is_file():
             raise ValidationError(f"--reevaluate: no model for row {name!r} at {path}")
         dirs[name] = str(path)
@@ -328,10 +325,10 @@ def reevaluate(config: ExperimentConfig) -> dict:
 
 def _variant_job(config: ExperimentConfig, base_dir: Path, out: Path, name: str, overrides: dict) -> dict:
     """A picklable description of one algorithm's run (trained and evaluated by :func:`run_variant`)."""
-    run_dir = out / "runs" / name.replace("[", "-").replace("]", "")
+    folder = run_dir(out, name)
     train = dict(
         model=str(base_dir),
-        out=str(run_dir),
+        out=str(folder),
         steps=config.steps,
         prompts_per_step=config.prompts_per_step,
         group_size=config.group_size,
@@ -340,7 +337,7 @@ def _variant_job(config: ExperimentConfig, base_dir: Path, out: Path, name: str,
         progress=config.progress,
         **overrides,
     )
-    return {"name": name, "train": train, "run_dir": str(run_dir)}
+    return {"name": name, "train": train, "run_dir": str(folder)}
 
 
 def _finished_pretraining(base_dir: Path, config: ExperimentConfig) -> float | None:

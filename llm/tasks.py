@@ -160,6 +160,19 @@ def all_problems(config: ArithmeticTaskConfig) -> list[Problem]:
     return problems
 
 
+def task_config_of(model_dir: str | Path) -> ArithmeticTaskConfig:
+    """The task a checkpoint was pretrained on (``MODEL_DIR/task.json``), or the default when it has none."""
+    path = Path(model_dir) / "task.json"
+    if not path.is_file():
+        return ArithmeticTaskConfig()
+    try:
+        config = ArithmeticTaskConfig(**json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ValidationError(f"{path}: not a task config ({exc})") from None
+    config.validate()
+    return config
+
+
 def split_problems(config: ArithmeticTaskConfig) -> tuple[list[Problem], list[Problem]]:
     """(train, held_out): a seeded, disjoint split of :func:`all_problems`."""
     problems = all_problems(config)
@@ -204,14 +217,19 @@ def misconception(problem: Problem, view: int) -> list[tuple[int, str, int]] | N
 def misconception_answer(problem: Problem, view: int) -> str | None:
     """The final answer of view ``view``'s misreading of ``problem`` (None when the view has none)."""
     steps = misconception(problem, view)
-    if steps is None:
-        return None
-    results: list[int] = []
+    return None if steps is None else str(_run_steps(steps)[-1][3])
+
+
+def _run_steps(steps, slip=None) -> list[tuple[int, str, int, int]]:
+    """Execute symbolic steps: ``(x, op, y, value)`` per step; ``slip(value) -> value`` may corrupt a result
+    (later steps then use the corrupted value)."""
+    done: list[tuple[int, str, int, int]] = []
     for x_sym, op, y_sym in steps:
-        x = results[-x_sym - 1] if x_sym < 0 else x_sym
-        y = results[-y_sym - 1] if y_sym < 0 else y_sym
-        results.append(_apply(x, op, y))
-    return str(results[-1])
+        x = done[-x_sym - 1][3] if x_sym < 0 else x_sym
+        y = done[-y_sym - 1][3] if y_sym < 0 else y_sym
+        value = _apply(x, op, y)
+        done.append((x, op, y, value if slip is None else slip(value)))
+    return done
 
 
 def _apply(x: int, op: str, y: int) -> int:
@@ -237,19 +255,16 @@ def sample_trace(
         styles = trace_styles(problem)
         steps = styles[int(rng.integers(len(styles)))]
     offsets = _VIEW_ERROR_OFFSETS[view % len(_VIEW_ERROR_OFFSETS)]
-    results: list[int] = []
-    parts = []
-    for x_sym, op, y_sym in steps:
-        x = results[-x_sym - 1] if x_sym < 0 else x_sym
-        y = results[-y_sym - 1] if y_sym < 0 else y_sym
-        value = _apply(x, op, y)
-        if rng.random() < step_noise:
-            off = int(offsets[int(rng.integers(len(offsets)))])
-            value = value + off if value + off >= 0 else value + abs(off)
-        results.append(value)
-        parts.append(f"{x}{op}{y}={value}.")
-    final = str(results[-1])
-    return " " + " ".join(parts) + f" {ANSWER_MARKER} {final}", final
+
+    def slip(value: int) -> int:
+        if rng.random() >= step_noise:
+            return value
+        off = int(offsets[int(rng.integers(len(offsets)))])
+        return value + off if value + off >= 0 else value + abs(off)
+
+    done = _run_steps(steps, slip)
+    final = str(done[-1][3])
+    return " " + " ".join(f"{x}{op}{y}={v}." for x, op, y, v in done) + f" {ANSWER_MARKER} {final}", final
 
 
 def load_jsonl(path: str | Path) -> list[Problem]:

@@ -41,7 +41,7 @@ from llm.rewards import (
     group_advantages,
 )
 from llm.sampling import Batch, sample_completions, sequence_token_logprobs
-from llm.tasks import ArithmeticTaskConfig, Problem, load_jsonl, split_problems
+from llm.tasks import Problem, load_jsonl, split_problems, task_config_of
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo")
 CONSENSUS = ("none", "arithmetic", "geometric", "majority")
@@ -173,9 +173,7 @@ def load_training_problems(config: TrainConfig) -> tuple[list[Problem], list[Pro
     """``(train, held_out)``: the embedded task's split (config in MODEL/task.json) or the JSONL file."""
     if config.data:
         return load_jsonl(config.data), []
-    task_file = Path(config.model) / "task.json"
-    task = ArithmeticTaskConfig(**json.loads(task_file.read_text())) if task_file.is_file() else ArithmeticTaskConfig()
-    return split_problems(task)
+    return split_problems(task_config_of(config.model))
 
 
 def check_compatible(config: TrainConfig, problems: list[Problem]) -> int:

@@ -176,6 +176,23 @@ def test_task_config_fails_fast_naming_the_field():
         ArithmeticTaskConfig(misconception_rate=-0.1).validate()
 
 
+
+def test_task_config_of_a_checkpoint_folder(tmp_path):
+    import dataclasses
+
+    from llm.tasks import task_config_of
+
+    assert task_config_of(tmp_path) == ArithmeticTaskConfig()  # no task.json: the default task
+    (tmp_path / "task.json").write_text(json.dumps(dataclasses.asdict(ArithmeticTaskConfig(n_views=3, seed=4))))
+    assert task_config_of(tmp_path) == ArithmeticTaskConfig(n_views=3, seed=4)
+    (tmp_path / "task.json").write_text('{"n_views": 7}')
+    with pytest.raises(ValidationError, match="n_views"):
+        task_config_of(tmp_path)
+    (tmp_path / "task.json").write_text('{"bogus": 1}')
+    with pytest.raises(ValidationError, match="task.json: not a task config"):
+        task_config_of(tmp_path)
+
+
 def test_tokenizer_round_trip_and_reload(tmp_path):
     from llm.pretrain import sft_corpus
     from llm.tokenizer import build_tokenizer, load_tokenizer
