@@ -71,9 +71,9 @@ def test_zero_variance_groups_are_exactly_zero():
     assert n0 == 2 and np.all(adv[[0, 2]] == 0.0)  # would be 7.3 / 1e-4 otherwise
     raw, _ = advantages(g, baseline="none")
     np.testing.assert_array_equal(raw, g)  # REINFORCE keeps raw rewards
-    # Degenerate answer groups: all equal, all distinct (ttrl -> every reward 1/G, flat).
+    # Degenerate answer groups: all equal, all distinct (ttrl split -> every reward 1/G, flat).
     for answers in (np.full(4, 1), np.arange(4)):
-        adv, n0 = advantages(group_rewards("ttrl", answers, n_answers=4), scale="group")
+        adv, n0 = advantages(group_rewards("ttrl", answers, n_answers=4, tie_break="split"), scale="group")
         assert n0 == 1 and np.all(adv == 0.0)
 
 
@@ -102,16 +102,19 @@ def test_binomial_path_equals_enumeration(seed, G, K, objective, baseline, estim
 
 
 def _brute_force(objective, nu, G, baseline, scale, kw):
-    """Sum over every ordered sequence of the other G−1 answers (K^(G−1) terms): an oracle for the
-    composition enumeration (which uses multinomial weights and sorted representatives)."""
+    """Sum over every ordered sequence of the other G−1 answers (K^(G−1) terms) and every position of
+    sample i (G): an oracle for the composition enumeration (which uses multinomial weights and sorted
+    representatives; order-dependent rewards such as TTRL's first-appearance rule need the positions)."""
     K = len(nu)
     out = np.zeros(K)
     for z in range(K):
         for rest in itertools.product(range(K), repeat=G - 1):
-            prob = np.prod(nu[list(rest)])
-            g = group_rewards(objective, np.array((z,) + rest), n_answers=K, **kw)
-            adv, _ = advantages(g, baseline=baseline, scale=scale)
-            out[z] += prob * adv[0]
+            prob = np.prod(nu[list(rest)]) / G
+            for pos in range(G):
+                group = np.array(rest[:pos] + (z,) + rest[pos:])
+                g = group_rewards(objective, group, n_answers=K, **kw)
+                adv, _ = advantages(g, baseline=baseline, scale=scale)
+                out[z] += prob * adv[pos]
     return out
 
 

@@ -57,6 +57,16 @@ def _split_credit(votes: list[int], z: int) -> float:
     return (1.0 / len(modes)) if z in modes else 0.0
 
 
+def _first_label(votes: list[int]) -> int:
+    """TTRL's pseudo-label: the most frequent answer, ties to the one seen first (a plain loop)."""
+    best, best_count = votes[0], 0
+    for a in votes:  # answers in order of first appearance
+        c = votes.count(a)
+        if c > best_count:
+            best, best_count = a, c
+    return best
+
+
 def _oracle(
     objective: str, row: list[int], r: np.ndarray, tau: float, estimator: str, order: float | None
 ) -> list[float]:
@@ -93,7 +103,7 @@ def _oracle(
         elif objective == "majority":
             g = r[z] + tau * _split_credit(row[:i] + row[i + 1 :], z)
         elif objective == "ttrl":
-            g = _split_credit(row, z)
+            g = float(z == _first_label(row))
         else:
             raise AssertionError(objective)
         out.append(g)
@@ -168,7 +178,9 @@ def test_majority_and_ttrl_degenerate_groups():
     same = np.full(5, 2)
     # LOO majority: all distinct -> the other 4 are tied modes without z_i -> credit 0.
     np.testing.assert_allclose(group_rewards("majority", distinct, n_answers=5, tau=1.0), 0.0)
-    np.testing.assert_allclose(group_rewards("ttrl", distinct, n_answers=5), 1 / 5)  # 5 tied modes
+    # ttrl: 5 tied modes -> the first sample's answer is the pseudo-label (TTRL); split: 1/5 each.
+    np.testing.assert_array_equal(group_rewards("ttrl", distinct, n_answers=5), [1, 0, 0, 0, 0])
+    np.testing.assert_allclose(group_rewards("ttrl", distinct, n_answers=5, tie_break="split"), 1 / 5)
     np.testing.assert_allclose(group_rewards("majority", same, n_answers=5, tau=2.0), 2.0)
     np.testing.assert_allclose(group_rewards("ttrl", same, n_answers=5), 1.0)
     # ttrl / empo ignore tau and task_reward (label-free baselines).

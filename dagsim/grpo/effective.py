@@ -38,13 +38,14 @@ from scipy.special import gammaln, xlogy
 
 from dagsim.errors import DomainError, ValidationError
 from dagsim.estimators import binomial_pmf, log_estimator_table
-from dagsim.grpo.advantages import BASELINES, advantages
+from dagsim.grpo.advantages import ADVANTAGE_EPS, BASELINES, advantages
 from dagsim.grpo.rewards import (
     CONSENSUS_KINDS,
     REWARD_OBJECTIVES,
     consensus_group_rewards,
     count_reward_table,
-    group_rewards,
+    group_reward_outcomes,
+    is_count_reward,
     pairwise_group_rewards,
 )
 
@@ -138,9 +139,51 @@ def _enumeration_path(
             groups = np.column_stack(
                 [np.full(len(chunk), z, dtype=np.int64), others]
             )  # (n, G); sample i first
-            g = group_rewards(objective, groups, n_answers=K, **reward_kw)  # (n, G)
-            adv, _ = advantages(g, baseline=baseline, scale=scale)  # (n, G)
-            out[z] += w @ adv[:, 0]
+            out[z] += w @ _first_sample_advantage(objective, groups, K, G, baseline, scale, reward_kw)
+    return out
+
+
+def _first_sample_advantage(objective, groups, K, n_train, baseline, scale, reward_kw) -> np.ndarray:
+    """``E[A_0 | group multiset]`` for ``(n, V)`` groups with sample i in column 0, over a uniformly random
+    sample order (``group_reward_outcomes``: exact for order-dependent rewards such as TTRL's
+    first-appearance tie-break). Advantages use the first ``n_train`` columns (TTRL's vote/train split;
+    ``n_train = V`` otherwise). Returns ``(n,)``."""
+    eps = reward_kw.get("eps", ADVANTAGE_EPS)
+    options = {k: v for k, v in reward_kw.items() if k != "eps"}
+    rows, prob, g = group_reward_outcomes(objective, groups, n_answers=K, **options)  # (P,), (P,), (P, V)
+    adv, _ = advantages(g[:, :n_train], baseline=baseline, scale=scale, eps=eps)  # (P, n_train)
+    return np.bincount(rows, weights=prob * adv[:, 0], minlength=groups.shape[0])  # (n,)
+
+
+def _vote_split_enumeration(
+    objective: str, nu: np.ndarray, G: int, n_votes: int, baseline: str, scale: str, reward_kw: dict
+) -> np.ndarray:
+    """ḡ with TTRL's vote/train split: the group is the first G of ``n_votes`` iid samples, all of which
+    vote; advantages over the G trained samples. Exact sum over the compositions of the other G−1
+    trained answers times those of the ``n_votes − G`` extra voters (multinomial weights)."""
+    K = nu.size
+    n_comp = n_compositions(G - 1, K) * n_compositions(n_votes - G, K)
+    if n_comp > MAX_COMPOSITIONS:
+        raise DomainError(
+            f"G = {G}, n_votes = {n_votes}, n_answers = {K}: {n_comp} joint compositions exceed "
+            f"MAX_COMPOSITIONS = {MAX_COMPOSITIONS}; use Monte Carlo"
+        )
+    sets = []
+    for n in (G - 1, n_votes - G):
+        comps = _compositions(n, K)
+        w = _multinomial_weights(comps, nu) if n > 0 else np.ones(1)
+        keep = w > 0.0
+        sets.append((_answers_from_counts(comps[keep]) if n > 0 else np.zeros((1, 0), np.int64), w[keep]))
+    (train, w_train), (votes, w_votes) = sets
+    out = np.zeros(K)
+    total = len(w_train) * len(w_votes)
+    for start in range(0, total, _ENUM_CHUNK):
+        flat = np.arange(start, min(start + _ENUM_CHUNK, total))
+        a, b = np.unravel_index(flat, (len(w_train), len(w_votes)))
+        w = w_train[a] * w_votes[b]  # (n,)
+        for z in range(K):
+            groups = np.column_stack([np.full(len(flat), z, dtype=np.int64), train[a], votes[b]])  # (n, V)
+            out[z] += w @ _first_sample_advantage(objective, groups, K, G, baseline, scale, reward_kw)
     return out
 
 
@@ -168,12 +211,21 @@ def effective_reward(
     order: float | None = None,
     estimator: str = "minimax",
     method: str = "auto",
+    no_answer: int | None = None,
+    tie_break: str = "first",
+    no_answer_rule: str | None = None,
+    entropy_gate: bool = False,
+    n_votes: int | None = None,
+    eps: float = ADVANTAGE_EPS,
 ) -> np.ndarray:
     """Exact ``ḡ_G(z) = E[A_i | z_i = z]`` for every answer z (T10), shape ``(n_answers,)`` = ``nu.shape``.
 
-    Arguments after ``G`` are those of ``group_rewards`` and ``advantages``. ``method``: "auto" (binomial
-    when possible, else enumeration), "binomial" (DomainError if not applicable) or "enumerate".
-    Defined also for answers with ``nu(z) = 0`` (conditioning on a sample showing z).
+    Arguments after ``G`` are those of ``group_rewards`` and ``advantages`` (``eps``: the std scaling's
+    ε). ``method``: "auto" (binomial when possible, else enumeration), "binomial" (DomainError if not
+    applicable) or "enumerate". Defined also for answers with ``nu(z) = 0`` (conditioning on a sample
+    showing z). Samples are exchangeable, so order-dependent rewards (TTRL's ``tie_break="first"``) are
+    averaged over a uniformly random sample order (``group_reward_outcomes``). ``n_votes`` (>= G): TTRL's
+    vote/train split — the pseudo-label is voted on ``n_votes`` samples, the group is the first G.
     """
     if objective not in REWARD_OBJECTIVES:
         raise ValidationError(f"objective must be one of {sorted(REWARD_OBJECTIVES)}, got {objective!r}")
@@ -183,15 +235,27 @@ def effective_reward(
     G = int(G)
     p = _check_nu(nu)
     reward_kw = dict(tau=tau, task_reward=task_reward, order=order, estimator=estimator)
-    binomial_ok = REWARD_OBJECTIVES[objective].count_table is not None and scale == "none"
+    options = dict(no_answer=no_answer, tie_break=tie_break, no_answer_rule=no_answer_rule,
+                   entropy_gate=entropy_gate)
+    if n_votes is not None and (int(n_votes) != n_votes or n_votes < G):
+        raise DomainError(f"n_votes must be an integer >= G = {G}, got {n_votes!r}")
+    split = n_votes is not None and n_votes > G
+    binomial_ok = is_count_reward(objective, entropy_gate=entropy_gate) and scale == "none" and not split
     if method == "binomial" and not binomial_ok:
         raise DomainError(
-            f"the binomial path needs a count objective and scale='none' (got {objective!r}, scale={scale!r})"
+            f"the binomial path needs a count objective, scale='none' and no vote/train split "
+            f"(got {objective!r}, scale={scale!r}, n_votes={n_votes!r})"
         )
     if binomial_ok and method != "enumerate":
-        table = count_reward_table(objective, n_answers=p.size, group_size=G, **reward_kw)  # (K, G)
+        table = count_reward_table(
+            objective, n_answers=p.size, group_size=G, no_answer=no_answer, no_answer_rule=no_answer_rule,
+            **reward_kw,
+        )  # (K, G)
         return _binomial_path(table, p, baseline)
-    return _enumeration_path(objective, p, G, baseline, scale, reward_kw)
+    full_kw = {**reward_kw, **options, "eps": eps}
+    if split:
+        return _vote_split_enumeration(objective, p, G, int(n_votes), baseline, scale, full_kw)
+    return _enumeration_path(objective, p, G, baseline, scale, full_kw)
 
 
 # ================================================================================================
@@ -226,6 +290,7 @@ def _view_rewards(objective, views, n_answers, kw) -> list[np.ndarray]:
             weights=kw["weights"],
             task_reward=kw["task_reward"],
             estimator=kw["estimator"],
+            no_answer=kw.get("no_answer"),
         )
     return pairwise_group_rewards(
         views,
@@ -340,6 +405,7 @@ def effective_reward_multiview(
     pairs=None,
     answer_maps=None,
     method: str = "auto",
+    no_answer: int | None = None,
 ) -> np.ndarray:
     """Exact per-view effective reward ``ḡ_j(z) = E[A_i | z_i = z]`` for a sample of view j (T10), ``(m, K)``.
 
@@ -352,8 +418,9 @@ def effective_reward_multiview(
     Paths: **binomial** for arithmetic consensus and pairwise with ``scale="none"`` — given the other
     views' groups are independent of view j's, a view-j reward depends on them only through the counts
     at its own answer, so ``T_j[z, c] = E[g | z, C = c]`` is a count table and the single-view binomial
-    sums apply exactly. **enumerate** otherwise (geometric/majority consensus, ``scale="group"``): the
-    joint compositions of all views' groups, refused above ``MAX_COMPOSITIONS``.
+    sums apply exactly. **enumerate** otherwise (geometric/majority consensus, ``scale="group"``, a
+    marked ``no_answer`` for consensus): the joint compositions of all views' groups, refused above
+    ``MAX_COMPOSITIONS``. ``no_answer``: the no-answer index (``consensus_group_rewards``).
     """
     p = np.asarray(nus, dtype=np.float64)
     if p.ndim != 2:
@@ -365,7 +432,8 @@ def effective_reward_multiview(
     if len(sizes) != m or any(g < 2 for g in sizes):
         raise DomainError(f"G must be an integer >= 2 or one per view, got {G!r} for {m} views")
     if objective in REWARD_OBJECTIVES:
-        kw1 = dict(baseline=baseline, scale=scale, tau=tau, task_reward=task_reward, order=order)
+        kw1 = dict(baseline=baseline, scale=scale, tau=tau, task_reward=task_reward, order=order,
+                   no_answer=no_answer)
         return np.stack(
             [
                 effective_reward(objective, p[j], sizes[j], estimator=estimator, method=method, **kw1)
@@ -396,8 +464,11 @@ def effective_reward_multiview(
         estimator=estimator,
         pairs=pairs,
         answer_maps=answer_maps,
+        no_answer=no_answer,
     )
-    binomial_ok = scale == "none" and (objective == "pairwise" or consensus == "arithmetic")
+    binomial_ok = scale == "none" and (
+        objective == "pairwise" or (consensus == "arithmetic" and no_answer is None)
+    )
     if method == "binomial" and not binomial_ok:
         raise DomainError("the binomial path needs scale='none' and pairwise or arithmetic consensus")
     out = np.zeros((m, K))

@@ -16,6 +16,26 @@ Conventions shared by all objectives: ``task_reward`` is ``r(z)`` of shape ``(n_
 ``tau >= 0``; ``estimator`` selects the count table for ``log p`` / ``p^a`` (``dagsim.estimators``):
 "plugin", "loo", "unbiased", "minimax" (default), "minimax_monotone". Arguments an objective does not
 use are ignored (documented per objective), so a caller can pass one configuration to every objective.
+
+**The no-answer bucket.** ``no_answer`` is the index of the answer "no parseable answer" in the group's
+answer space (``None``: there is none, every index is a real answer). It stays its own index for
+counting, but it is never a candidate label (THEORY §4 objectives are over answers; issue #13):
+
+* ``majority`` (LOO mode) and the majority consensus never pick it as the mode; it casts no vote (the
+  mode is taken over the real answers of the other samples) and a sample without an answer gets no
+  majority credit (reward ``r(no_answer)`` only).
+* the arithmetic / geometric consensus targets ``q`` give it zero mass (``q`` renormalized over the
+  real answers) and a sample without an answer gets no consensus credit: its reward is
+  ``r(no_answer)``.
+* ``no_answer_rule="pool"`` restores the bucket as an ordinary answer everywhere (the behaviour before
+  the bucket was marked).
+
+**Label-free baselines as published** (README "Differences from the original implementations"):
+``ttrl`` defaults to TTRL's code (pseudo-label = most frequent answer, ties broken by first appearance
+in sample order, unparseable answers out of the vote with reward 0), ``empo`` to EMPO's verl reward
+(own-cluster frequency counting itself, an unparseable answer its own singleton cluster, r = 1/G).
+Options: ``tie_break`` ("first" | "split"), ``no_answer_rule`` ("drop" | "singleton" | "pool"),
+``entropy_gate`` (EMPO's TRL reward). ``pool`` + ``split`` is this library's earlier convention.
 """
 
 from __future__ import annotations
@@ -41,12 +61,18 @@ __all__ = [
     "CONSENSUS_KINDS",
     "GEOMETRIC_PSEUDOCOUNT",
     "MODE_TIE_ATOL",
+    "TIE_BREAKS",
+    "NO_ANSWER_RULES",
+    "PUBLISHED_NO_ANSWER_RULE",
     "RewardContext",
     "RewardObjective",
     "count_objective",
     "group_objective",
     "count_reward_table",
     "group_rewards",
+    "is_count_reward",
+    "order_dependent",
+    "group_reward_outcomes",
     "consensus_group_rewards",
     "pairwise_group_rewards",
     "constrained_rewards",
@@ -63,6 +89,19 @@ GEOMETRIC_PSEUDOCOUNT = 0.5
 #: Pooled (weighted) frequencies closer than this are treated as tied modes (they are sums of a few
 #: rationals w_j n / G_j, so genuine ties differ only by rounding).
 MODE_TIE_ATOL = 1e-12
+#: Floor of the pooled real-answer mass renormalizing the arithmetic consensus (it is >= w_j/G_j > 0
+#: whenever it is used; the floor only keeps a zero weight w_j from dividing by 0).
+MIN_REAL_MASS = 1e-300
+#: TTRL's pseudo-label among tied modes: "first" = the tied answer appearing first in sample order
+#: (TTRL's ``Counter.most_common(1)``), "split" = credit 1/#modes (its expectation under exchangeable
+#: samples; deterministic and order-free).
+TIE_BREAKS = ("first", "split")
+#: How the label-free baselines treat the no-answer index: "drop" = out of the vote / no cluster, reward 0
+#: (TTRL; EMPO's TRL reward); "singleton" = each unparseable sample its own cluster of size 1 (EMPO verl:
+#: r = 1/G); "pool" = one ordinary answer (this library's earlier convention).
+NO_ANSWER_RULES = ("drop", "singleton", "pool")
+#: ``no_answer_rule=None`` means the objective's published default.
+PUBLISHED_NO_ANSWER_RULE = {"ttrl": "drop", "empo": "singleton"}
 
 
 # ================================================================================================
@@ -78,6 +117,15 @@ class RewardContext:
     task_reward: np.ndarray  # (n_answers,) r(z)
     order: float | None  # α (tsallis only)
     estimator: str
+    no_answer: int | None = None  # index of the no-answer bucket (None: every answer is real)
+    tie_break: str = "first"  # ttrl only (TIE_BREAKS)
+    no_answer_rule: str = "drop"  # resolved rule (NO_ANSWER_RULES); only matters when no_answer is set
+    entropy_gate: bool = False  # empo only: EMPO's TRL gate
+
+    @property
+    def marked_no_answer(self) -> int | None:
+        """The no-answer index when it must not act as an answer (rule != "pool"), else None."""
+        return None if self.no_answer_rule == "pool" else self.no_answer
 
 
 @dataclass(frozen=True)
@@ -182,10 +230,61 @@ def _tsallis_table(ctx: RewardContext) -> np.ndarray:
 def _empo_table(ctx: RewardContext) -> np.ndarray:
     """EMPO baseline: ``g = (C+1)/G``, the own answer's self-counting group frequency (T7: biased, affine).
 
-    Label-free: τ, task_reward, order and estimator are ignored.
+    EMPO's verl reward (``empo_metrics(reward_type="entropy")``): each sample gets the frequency of its
+    semantic cluster, counting itself. The no-answer index (``no_answer``) by ``no_answer_rule``:
+    "singleton" (EMPO verl, default) — each unparseable sample is its own cluster, ``g = 1/G``;
+    "drop" (EMPO TRL) — ``g = 0``; "pool" — one ordinary cluster, ``g = (C+1)/G``. Real answers'
+    frequencies keep the denominator G in every rule. ``entropy_gate`` (EMPO TRL) is a whole-group rule
+    applied by ``group_rewards`` on top of this table. Label-free: τ, task_reward, order and estimator
+    are ignored.
     """
     c = np.arange(ctx.group_size, dtype=np.float64)
-    return np.repeat(((c + 1.0) / ctx.group_size)[None, :], ctx.n_answers, axis=0)  # (K, G)
+    table = np.repeat(((c + 1.0) / ctx.group_size)[None, :], ctx.n_answers, axis=0)  # (K, G)
+    na = ctx.marked_no_answer
+    if na is not None:
+        table[na] = 1.0 / ctx.group_size if ctx.no_answer_rule == "singleton" else 0.0
+    return table
+
+
+def _cluster_ids(answers: np.ndarray, ctx: RewardContext) -> np.ndarray:
+    """Cluster of every sample for the label-free baselines, ``(B, G)`` int: a real answer is its index;
+    the no-answer index is -1 ("drop": no cluster), ``K + i`` for sample i ("singleton": its own
+    cluster) or itself ("pool", or no no-answer index). Ids lie in ``[-1, K + G)``."""
+    ids = answers.copy()
+    na = ctx.marked_no_answer
+    if na is not None:
+        is_na = answers == na  # (B, G)
+        if ctx.no_answer_rule == "drop":
+            ids[is_na] = -1
+        else:  # singleton
+            own = ctx.n_answers + np.broadcast_to(np.arange(answers.shape[-1]), answers.shape)
+            ids[is_na] = own[is_na]
+    return ids
+
+
+def _cluster_counts(ids: np.ndarray, n_ids: int) -> np.ndarray:
+    """Counts of cluster ids ``(B, G)`` (``-1`` = no cluster, not counted) -> ``(B, n_ids)``."""
+    B = ids.shape[0]
+    keys = np.where(ids >= 0, ids + (np.arange(B) * n_ids)[:, None], B * n_ids)  # dropped -> overflow bin
+    return np.bincount(keys.ravel(), minlength=B * n_ids + 1)[: B * n_ids].reshape(B, n_ids)
+
+
+def _empo_entropy_gate(answers: np.ndarray, rewards: np.ndarray, ctx: RewardContext) -> np.ndarray:
+    """EMPO's TRL gate: every reward of a group whose answer entropy is ``log G`` is set to 0.
+
+    The entropy is that of the group's cluster frequencies with unparseable answers as singleton
+    clusters (EMPO TRL's ``verify`` never equates two empty predictions; pooled under "pool"), so it
+    equals ``log G`` exactly when all G clusters are distinct — the rule implemented here (EMPO's code
+    compares the float entropy with ``math.log(G)``).
+    """
+    ids = answers.copy()
+    na = ctx.marked_no_answer
+    if na is not None:
+        own = ctx.n_answers + np.broadcast_to(np.arange(answers.shape[-1]), answers.shape)
+        ids = np.where(answers == na, own, answers)
+    counts = _cluster_counts(ids, ctx.n_answers + answers.shape[-1])  # (B, K + G)
+    all_distinct = counts.max(axis=1) <= 1  # (B,)
+    return np.where(all_distinct[:, None], 0.0, rewards)
 
 
 # ================================================================================================
@@ -209,25 +308,76 @@ def _majority_rewards(answers: np.ndarray, ctx: RewardContext) -> np.ndarray:
 
     The leave-one-out mode is the plug-in of ``mode(ν)`` that does not see sample i, so a sample cannot
     vote for itself (with the whole-group mode, an answer seen once in an all-distinct group would be
-    "the majority"). ``ttrl`` is the whole-group pseudo-label version.
+    "the majority"). ``ttrl`` is the whole-group pseudo-label version. The no-answer index (unless
+    ``no_answer_rule="pool"``) is never the mode: it casts no vote, its own samples get credit 0, and
+    a sample whose G-1 others are all unparseable gets credit 0 (there is no mode).
     """
     counts = group_counts(answers, ctx.n_answers)  # (B, K)
     others = np.repeat(counts[:, None, :], ctx.group_size, axis=1)  # (B, G, K)
     b_idx, g_idx = np.indices(answers.shape)
     others[b_idx, g_idx, answers] -= 1  # remove sample i's own vote
-    credit = _split_mode_credit(others, answers)  # (B, G)
+    na = ctx.marked_no_answer
+    if na is None:
+        credit = _split_mode_credit(others, answers)  # (B, G)
+    else:
+        others[..., na] = 0  # not a candidate
+        has_vote = others.max(axis=-1) > 0  # (B, G) some other sample has a real answer
+        credit = np.where(has_vote & (answers != na), _split_mode_credit(others, answers), 0.0)
     return ctx.task_reward[answers] + ctx.tau * credit
+
+
+def _ttrl_modes(answers: np.ndarray, ctx: RewardContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cluster ids ``(B, G)``, tied-mode indicator per id ``(B, K+G)`` and per sample ``(B, G)``.
+
+    A group with no cluster at all (every answer dropped) has no mode.
+    """
+    ids = _cluster_ids(answers, ctx)  # (B, G)
+    counts = _cluster_counts(ids, ctx.n_answers + ctx.group_size)  # (B, K + G)
+    top = counts.max(axis=1, keepdims=True)  # (B, 1)
+    is_mode = (counts == top) & (top > 0)  # (B, K + G)
+    sample_is_mode = np.take_along_axis(is_mode, np.maximum(ids, 0), axis=1) & (ids >= 0)  # (B, G)
+    return ids, is_mode, sample_is_mode
 
 
 @group_objective("ttrl")
 def _ttrl_rewards(answers: np.ndarray, ctx: RewardContext) -> np.ndarray:
-    """TTRL baseline: ``g_i = 1[z_i = majority answer of the whole group]`` (ties split: 1/#modes).
+    """TTRL baseline: ``g_i = 1[z_i = pseudo-label]``, the pseudo-label being the group's majority answer.
 
-    Label-free pseudo-label reward: τ, task_reward, order and estimator are ignored.
+    TTRL's code (``ttrl_utils._majority_vote`` + its math reward): unparseable answers are removed
+    before the vote and earn 0 (``no_answer_rule="drop"``; a group of only unparseable answers gets
+    all zeros), and ties go to the tied answer that appears first in sample order
+    (``tie_break="first"``: ``Counter.most_common(1)``; an all-distinct group rewards its first sample).
+    ``tie_break="split"`` gives each tied mode credit 1/#modes (the expectation of "first" under
+    exchangeable samples); ``no_answer_rule`` "pool" makes the bucket an ordinary answer (it can win the
+    vote), "singleton" makes each unparseable sample its own cluster of size 1. Label-free: τ,
+    task_reward, order and estimator are ignored.
     """
-    counts = group_counts(answers, ctx.n_answers)  # (B, K)
-    b_counts = np.repeat(counts[:, None, :], ctx.group_size, axis=1)  # (B, G, K)
-    return _split_mode_credit(b_counts, answers)
+    ids, is_mode, sample_is_mode = _ttrl_modes(answers, ctx)
+    if ctx.tie_break == "split":
+        n_modes = np.maximum(is_mode.sum(axis=1, keepdims=True), 1)  # (B, 1)
+        return sample_is_mode / n_modes
+    first = np.argmax(sample_is_mode, axis=1)  # (B,) first sample whose cluster is a mode
+    label = np.take_along_axis(ids, first[:, None], axis=1)  # (B, 1)
+    has_mode = sample_is_mode.any(axis=1, keepdims=True)  # (B, 1)
+    return ((ids == label) & (ids >= 0) & has_mode).astype(np.float64)
+
+
+def _ttrl_first_outcomes(answers: np.ndarray, ctx: RewardContext):
+    """Exchangeable expansion of ``tie_break="first"``: given the group's multiset, under a uniformly
+    random sample order each tied mode is the first to appear with probability 1/#modes, and the
+    rewards are then ``1[cluster_i = that mode]``. Returns ``(row (P,), prob (P,), rewards (P, G))``.
+    """
+    ids, is_mode, _ = _ttrl_modes(answers, ctx)
+    n_modes = is_mode.sum(axis=1)  # (B,)
+    rows, winners = np.nonzero(is_mode)  # (P,) each (group, tied mode)
+    prob = 1.0 / n_modes[rows]
+    rewards = (ids[rows] == winners[:, None]).astype(np.float64)  # (P, G)
+    empty = np.flatnonzero(n_modes == 0)  # groups without any cluster: one outcome, all rewards 0
+    rows = np.concatenate([rows, empty])
+    prob = np.concatenate([prob, np.ones(empty.size)])
+    rewards = np.vstack([rewards, np.zeros((empty.size, answers.shape[1]))])
+    order = np.argsort(rows, kind="stable")  # every one of the B groups has >= 1 outcome
+    return rows[order], prob[order], rewards[order]
 
 
 # ================================================================================================
@@ -283,6 +433,60 @@ def _objective(objective: str) -> RewardObjective:
         ) from None
 
 
+def _baseline_context(
+    objective: str,
+    *,
+    n_answers: int,
+    group_size: int,
+    tau: float,
+    task_reward: np.ndarray | None,
+    order: float | None,
+    estimator: str,
+    no_answer: int | None,
+    tie_break: str,
+    no_answer_rule: str | None,
+    entropy_gate: bool,
+) -> RewardContext:
+    """Validate every argument shared by ``count_reward_table`` / ``group_rewards`` into a context."""
+    _check_estimator(estimator)
+    if tie_break not in TIE_BREAKS:
+        raise ValidationError(f"tie_break must be one of {TIE_BREAKS}, got {tie_break!r}")
+    if no_answer_rule is None:
+        no_answer_rule = PUBLISHED_NO_ANSWER_RULE.get(objective, "drop")
+    if no_answer_rule not in NO_ANSWER_RULES:
+        raise ValidationError(f"no_answer_rule must be one of {NO_ANSWER_RULES}, got {no_answer_rule!r}")
+    if no_answer is not None and (
+        isinstance(no_answer, bool) or int(no_answer) != no_answer or not 0 <= no_answer < n_answers
+    ):
+        raise ValidationError(f"no_answer must be None or an answer index in [0, {n_answers}), got {no_answer!r}")
+    return RewardContext(
+        n_answers=int(n_answers),
+        group_size=int(group_size),
+        tau=_check_tau(tau),
+        task_reward=_check_task_reward(task_reward, int(n_answers)),
+        order=order,
+        estimator=estimator,
+        no_answer=None if no_answer is None else int(no_answer),
+        tie_break=tie_break,
+        no_answer_rule=no_answer_rule,
+        entropy_gate=bool(entropy_gate),
+    )
+
+
+def is_count_reward(objective: str, *, entropy_gate: bool = False) -> bool:
+    """Whether ``objective``'s rewards are ``T[z_i, C_i]`` (a count table: exact binomial sums apply).
+
+    EMPO with ``entropy_gate`` depends on the whole group (the gate), so it is not.
+    """
+    spec = _objective(objective)
+    return spec.count_table is not None and not (objective == "empo" and entropy_gate)
+
+
+def order_dependent(objective: str, *, tie_break: str = "first") -> bool:
+    """Whether the rewards depend on the samples' order (TTRL's first-appearance tie-break)."""
+    return objective == "ttrl" and tie_break == "first"
+
+
 def count_reward_table(
     objective: str,
     *,
@@ -292,21 +496,22 @@ def count_reward_table(
     task_reward: np.ndarray | None = None,
     order: float | None = None,
     estimator: str = "minimax",
+    no_answer: int | None = None,
+    no_answer_rule: str | None = None,
 ) -> np.ndarray:
-    """Reward table ``T[z, c]``, shape ``(n_answers, G)``, of a count objective (DomainError otherwise)."""
+    """Reward table ``T[z, c]``, shape ``(n_answers, G)``, of a count objective (DomainError otherwise).
+
+    ``no_answer`` / ``no_answer_rule``: see ``group_rewards`` (only "empo" uses them).
+    """
     spec = _objective(objective)
     if spec.count_table is None:
         raise DomainError(f"objective {objective!r} is not a function of (own answer, LOO count)")
-    _check_estimator(estimator)
     if int(group_size) != group_size or group_size < 2:
         raise DomainError(f"group_size must be an integer >= 2, got {group_size!r}")
-    ctx = RewardContext(
-        n_answers=int(n_answers),
-        group_size=int(group_size),
-        tau=_check_tau(tau),
-        task_reward=_check_task_reward(task_reward, int(n_answers)),
-        order=order,
-        estimator=estimator,
+    ctx = _baseline_context(
+        objective, n_answers=n_answers, group_size=group_size, tau=tau, task_reward=task_reward,
+        order=order, estimator=estimator, no_answer=no_answer, tie_break="first",
+        no_answer_rule=no_answer_rule, entropy_gate=False,
     )
     return np.asarray(spec.count_table(ctx), dtype=np.float64)
 
@@ -320,32 +525,76 @@ def group_rewards(
     task_reward: np.ndarray | None = None,
     order: float | None = None,
     estimator: str = "minimax",
+    no_answer: int | None = None,
+    tie_break: str = "first",
+    no_answer_rule: str | None = None,
+    entropy_gate: bool = False,
 ) -> np.ndarray:
     """Per-sample rewards ``g_i`` (THEORY §4, §6) for ``answers`` of shape ``(G,)`` or ``(..., G)``.
 
     objective: a key of ``REWARD_OBJECTIVES`` — "reward", "entropy", "gini", "tsallis", "sharpen",
-    "collision", "majority" (LOO mode), "ttrl" (whole-group mode, baseline), "empo" (baseline).
-    Returns float64 rewards with the shape of ``answers``.
+    "collision", "majority" (LOO mode), "ttrl" (whole-group pseudo-label, baseline), "empo" (baseline).
+    Returns float64 rewards with the shape of ``answers``; samples are in sampling order (it matters for
+    ``ttrl`` with ``tie_break="first"``).
+
+    Baseline conventions (module docstring; defaults = the published code):
+
+    * ``no_answer``: index of the no-answer bucket, or None (every index is a real answer).
+    * ``tie_break`` (ttrl only): "first" (TTRL: the tied answer appearing first) | "split" (1/#modes).
+    * ``no_answer_rule``: "drop" | "singleton" | "pool"; None = the published default (ttrl "drop",
+      empo "singleton", "drop" — i.e. never a candidate label — for majority). Ignored without
+      ``no_answer``.
+    * ``entropy_gate`` (empo only): EMPO's TRL reward — all rewards 0 in a group whose G answers are all
+      distinct clusters (answer entropy log G); use with ``no_answer_rule="drop"`` for EMPO TRL exactly.
+
+    TTRL's vote/train split (vote on ``n_votes`` samples, train on the first ``n_samples``) is: pass the
+    ``(..., n_votes)`` answers here (all of them vote), keep ``[..., :n_samples]`` of the rewards for the
+    advantages; ``effective.effective_reward(..., n_votes=...)`` is its exact analysis.
     """
     spec = _objective(objective)
-    _check_estimator(estimator)
     arr = _check_answers(answers, n_answers)
     G = arr.shape[-1]
-    ctx = RewardContext(
-        n_answers=int(n_answers),
-        group_size=G,
-        tau=_check_tau(tau),
-        task_reward=_check_task_reward(task_reward, int(n_answers)),
-        order=order,
-        estimator=estimator,
+    ctx = _baseline_context(
+        objective, n_answers=n_answers, group_size=G, tau=tau, task_reward=task_reward, order=order,
+        estimator=estimator, no_answer=no_answer, tie_break=tie_break, no_answer_rule=no_answer_rule,
+        entropy_gate=entropy_gate,
     )
     flat = arr.reshape(-1, G)  # (B, G)
     if spec.count_table is not None:
         table = spec.count_table(ctx)  # (K, G)
         out = table[flat, loo_counts(flat)]  # (B, G)
+        if objective == "empo" and ctx.entropy_gate:
+            out = _empo_entropy_gate(flat, out, ctx)
     else:
         out = spec.group_reward(flat, ctx)  # (B, G)
     return np.asarray(out, dtype=np.float64).reshape(arr.shape)
+
+
+def group_reward_outcomes(
+    objective: str, answers: np.ndarray, *, n_answers: int, **options
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rewards of ``(B, G)`` groups averaged over a uniformly random sample order, as a finite mixture.
+
+    Returns ``(row (P,), prob (P,), rewards (P, G))``: group ``row[p]`` has rewards ``rewards[p]`` with
+    probability ``prob[p]`` (each group's probabilities sum to 1). Order-free objectives give one outcome
+    per group (``group_rewards``); TTRL with ``tie_break="first"`` gives one per tied mode, each with
+    probability 1/#modes (under exchangeable samples every tied mode is equally likely to appear first).
+    The exact effective reward (T10) sums advantages over this mixture, so it is exact for any
+    (nonlinear) advantage scaling. ``options``: the keyword arguments of ``group_rewards``.
+    """
+    arr = _check_answers(answers, n_answers)
+    if arr.ndim != 2:
+        raise ValidationError(f"answers must have shape (B, G), got {arr.shape}")
+    if not order_dependent(objective, tie_break=options.get("tie_break", "first")):
+        g = group_rewards(objective, arr, n_answers=n_answers, **options)  # (B, G)
+        return np.arange(arr.shape[0]), np.ones(arr.shape[0]), g
+    kw = {k: options[k] for k in ("no_answer", "no_answer_rule") if k in options}
+    ctx = _baseline_context(
+        objective, n_answers=n_answers, group_size=arr.shape[1], tau=0.0, task_reward=None, order=None,
+        estimator="minimax", tie_break="first", entropy_gate=False,
+        no_answer=kw.get("no_answer"), no_answer_rule=kw.get("no_answer_rule"),
+    )
+    return _ttrl_first_outcomes(arr, ctx)
 
 
 # ================================================================================================
@@ -376,8 +625,13 @@ def _check_weights(weights: np.ndarray | None, m: int) -> np.ndarray:
     return w
 
 
-def _arithmetic_consensus(views, counts, w, ctx_tau, r, estimator):
-    """Arithmetic consensus reward ``r + τ (log q̂(z) − log ν̂_j(z))`` for every view j."""
+def _arithmetic_consensus(views, counts, w, ctx_tau, r, estimator, no_answer=None):
+    """Arithmetic consensus reward ``r + τ (log q̂(z) − log ν̂_j(z))`` for every view j.
+
+    With a marked ``no_answer``: q̂ is renormalized over the real answers (divided by the pooled real
+    mass ``Σ_k w_k (1 − n_k(∅)/G_k)``, > 0 since the own sample is real) and a sample without an answer
+    gets ``r(∅)`` (no consensus credit).
+    """
     out = []
     for j, ans in enumerate(views):
         G_j = ans.shape[-1]
@@ -391,28 +645,49 @@ def _arithmetic_consensus(views, counts, w, ctx_tau, r, estimator):
         for k, cnt in enumerate(counts):
             if k != j:
                 q_hat = q_hat + w[k] * np.take_along_axis(cnt, ans, axis=-1) / views[k].shape[-1]
-        out.append(r[ans] + ctx_tau * (np.log(q_hat) - log_nu_j))
+        if no_answer is None:
+            out.append(r[ans] + ctx_tau * (np.log(q_hat) - log_nu_j))
+            continue
+        real_mass = sum(w[k] * (1.0 - cnt[:, no_answer] / views[k].shape[-1]) for k, cnt in enumerate(counts))
+        real = ans != no_answer  # (B, G_j)
+        safe_q = np.where(real, q_hat / np.maximum(real_mass, MIN_REAL_MASS)[:, None], 1.0)
+        out.append(r[ans] + ctx_tau * np.where(real, np.log(safe_q) - log_nu_j, 0.0))
     return out
 
 
-def _geometric_consensus(views, counts, w, tau, r, n_answers):
-    """Geometric consensus reward ``r + τ q̂(z)/ν̃_j(z)`` with add-1/2 smoothed frequencies ν̃."""
+def _geometric_consensus(views, counts, w, tau, r, n_answers, no_answer=None):
+    """Geometric consensus reward ``r + τ q̂(z)/ν̃_j(z)`` with add-1/2 smoothed frequencies ν̃.
+
+    With a marked ``no_answer``: ``q̂(∅) = 0`` (q̂ normalized over the real answers) and a sample without
+    an answer gets ``r(∅)``.
+    """
     smoothed = [
         (cnt + GEOMETRIC_PSEUDOCOUNT) / (v.shape[-1] + GEOMETRIC_PSEUDOCOUNT * n_answers)
         for cnt, v in zip(counts, views, strict=False)
     ]  # each (B, K)
     log_q = sum(w[k] * np.log(s) for k, s in enumerate(smoothed))  # (B, K)
+    if no_answer is not None:
+        log_q[:, no_answer] = -np.inf
     log_q = log_q - log_q.max(axis=-1, keepdims=True)
     q = np.exp(log_q)
     q = q / q.sum(axis=-1, keepdims=True)  # (B, K) normalized geometric mean
     return [r[ans] + tau * np.take_along_axis(q / smoothed[j], ans, axis=-1) for j, ans in enumerate(views)]
 
 
-def _majority_consensus(views, counts, w, tau, r):
-    """Majority consensus reward ``r + τ·1[z = mode of Σ_k w_k n_k / G_k]`` (ties split evenly)."""
+def _majority_consensus(views, counts, w, tau, r, no_answer=None):
+    """Majority consensus reward ``r + τ·1[z = mode of Σ_k w_k n_k / G_k]`` (ties split evenly).
+
+    With a marked ``no_answer`` the mode is taken over the real answers only (none in any view: no
+    credit for anyone).
+    """
     pooled = sum(w[k] * counts[k] / views[k].shape[-1] for k in range(len(views)))  # (B, K)
-    is_mode = pooled >= pooled.max(axis=-1, keepdims=True) - MODE_TIE_ATOL  # (B, K)
-    credit = is_mode / is_mode.sum(axis=-1, keepdims=True)  # (B, K)
+    if no_answer is not None:
+        pooled[:, no_answer] = -np.inf
+    top = pooled.max(axis=-1, keepdims=True)  # (B, 1)
+    is_mode = (pooled >= top - MODE_TIE_ATOL) & (top > 0)  # (B, K); top = 0: no real answer anywhere
+    if no_answer is None:
+        is_mode = pooled >= top - MODE_TIE_ATOL
+    credit = is_mode / np.maximum(is_mode.sum(axis=-1, keepdims=True), 1)  # (B, K)
     return [r[ans] + tau * np.take_along_axis(credit, ans, axis=-1) for ans in views]
 
 
@@ -428,6 +703,7 @@ def consensus_group_rewards(
     weights: np.ndarray | None = None,
     task_reward: np.ndarray | None = None,
     estimator: str = "minimax",
+    no_answer: int | None = None,
 ) -> list[np.ndarray]:
     """Per-sample multi-view coherence rewards (THEORY §4, E5) for one group per view.
 
@@ -445,6 +721,10 @@ def consensus_group_rewards(
       ``q̂ ∝ Π_k ν̃_k^{w_k}`` normalized over all K answers.
     * "majority": ``r(z) + τ 1[z = mode of Σ_k w_k n_k/G_k]`` (pooled views, ties split evenly).
 
+    ``no_answer``: index of the no-answer bucket (None: none). It is never a consensus label: the
+    arithmetic/geometric target gives it zero mass (renormalized over the real answers), the majority
+    never picks it, and a sample without an answer gets ``r(no_answer)`` only (no consensus credit).
+
     Returns one reward array per view, shaped like its answers.
     """
     if consensus not in CONSENSUS_KINDS:
@@ -454,13 +734,20 @@ def consensus_group_rewards(
     r = _check_task_reward(task_reward, int(n_answers))
     views = _check_views(answers_per_view, n_answers)
     w = _check_weights(weights, len(views))
+    if no_answer is not None and not (
+        not isinstance(no_answer, bool) and int(no_answer) == no_answer and 0 <= no_answer < n_answers
+    ):
+        raise ValidationError(f"no_answer must be None or an answer index in [0, {n_answers}), got {no_answer!r}")
+    na = None if no_answer is None else int(no_answer)
     counts = [group_counts(v, int(n_answers)) for v in views]  # each (B, K)
     if consensus == "arithmetic":
-        out = _arithmetic_consensus(views, counts, w, tau, r, estimator)
+        out = _arithmetic_consensus(views, counts, w, tau, r, estimator, na)
     elif consensus == "geometric":
-        out = _geometric_consensus(views, counts, w, tau, r, int(n_answers))
+        out = _geometric_consensus(views, counts, w, tau, r, int(n_answers), na)
     else:
-        out = _majority_consensus(views, counts, w, tau, r)
+        out = _majority_consensus(views, counts, w, tau, r, na)
+    if na is not None:  # a sample without an answer: r(∅) only (geometric: q̂(∅) = 0 already gives it)
+        out = [np.where(v == na, r[v], o) for o, v in zip(out, views, strict=True)]
     return [o.reshape(np.shape(a)).astype(np.float64) for o, a in zip(out, answers_per_view, strict=False)]
 
 
