@@ -8,8 +8,12 @@ problem arrive as index arrays in one answer space shared by its views (``llm.an
 algorithm                  rewards (per sample of view j, answer z; r = 1[z = ground truth])
 =========================  =========================================================================
 gt-grpo                    ``reward``: r(z)                                          (needs labels)
-ttrl                       ``majority`` with r = 0: τ·1[z = mode of the group]      (label free)
-empo                       ``empo``: the answer's own group frequency               (label free)
+ttrl                       ``ttrl``: 1[z = pseudo-label], the group's most frequent answer; as TTRL's
+                           code by default: ties to the first in sample order, unparseable answers
+                           out of the vote with reward 0; τ unused                   (label free)
+empo                       ``empo``: the answer's own cluster frequency counting itself; as EMPO's
+                           verl code by default: an unparseable answer is a singleton (1/G); τ unused
+                           (options: ``entropy_gate`` + no_answer drop = EMPO's TRL reward) (label free)
 coherence-grpo             consensus none: ``sharpen`` τ log q(z), minimax log estimator; consensus
                            arithmetic / geometric / majority: ``consensus_group_rewards`` over all
                            views of the problem (E5)                                 (label free)
@@ -18,6 +22,11 @@ pairwise-coherence-grpo    ``pairwise_group_rewards`` (squared-Euclidean coheren
 constrained-grpo           base objective rewards − Σ_k λ_k h_k(z) (``constrained_rewards``), λ by
                            ``dual_ascent_step`` on the batch estimate of ⟨h_k, ν⟩    (T5)
 =========================  =========================================================================
+
+The no-answer bucket (``llm.answers.NO_ANSWER``) keeps its own answer index; :func:`score_problem` finds
+it and passes it to every adapter as ``no_answer`` so that no reward treats it as a candidate label
+(majority and consensus targets skip it; ttrl/empo follow ``RewardSettings.no_answer``). The trainer and
+the TRL bridge both go through :func:`score_problem`.
 """
 
 from __future__ import annotations
@@ -38,6 +47,20 @@ class RewardSettings:
     estimator: str
     consensus: str
     base_objective: str
+    no_answer: str = "auto"
+    """drop | singleton | pool | auto (= the algorithm's published default: ttrl drop, empo singleton; the
+    no-answer bucket is never a candidate label for majority/consensus unless pool)."""
+    tie_break: str = "first"
+    """ttrl: first (TTRL's code) | split (credit 1/#modes)."""
+    entropy_gate: bool = False
+    """empo: EMPO's TRL gate (all rewards 0 when the G answers are all distinct)."""
+    advantage_eps: float = 1e-4
+    """ε added to the std of the group/batch advantage scaling (ours 1e-4 = TRL; verl 1e-6)."""
+
+    @property
+    def no_answer_rule(self) -> str | None:
+        """The ``dagsim`` rule (None = the objective's published default)."""
+        return None if self.no_answer == "auto" else self.no_answer
 
 
 @dataclass(frozen=True)
@@ -48,7 +71,8 @@ class Algorithm:
     needs_labels: bool
     needs_views: bool
     rewards: Callable[..., list[np.ndarray]]
-    """``rewards(answers_per_view, n_answers, task_reward, settings) -> list of (G,) arrays``."""
+    """``rewards(answers_per_view, n_answers, task_reward, settings, no_answer=None) -> list of (G,) arrays``
+    (``no_answer``: index of the no-answer bucket in the problem's answer space, or None)."""
 
 
 def _grpo():
@@ -57,48 +81,63 @@ def _grpo():
     return grpo_rewards
 
 
-def _per_view(objective: str, answers_per_view, n_answers, task_reward, tau, estimator):
+def _per_view(objective: str, answers_per_view, n_answers, task_reward, tau, estimator, **options):
     stacked = np.stack(answers_per_view)  # (n_views, G): each view's group is its own GRPO group
     out = _grpo().group_rewards(
-        objective, stacked, n_answers=n_answers, tau=tau, task_reward=task_reward, estimator=estimator
+        objective, stacked, n_answers=n_answers, tau=tau, task_reward=task_reward, estimator=estimator,
+        **options,
     )
     return list(np.asarray(out, dtype=np.float64))
 
 
-def _gt(answers_per_view, n_answers, task_reward, s: RewardSettings):
+def _marked(s: RewardSettings, no_answer: int | None) -> int | None:
+    """The no-answer index our own objectives must skip (None under ``no_answer = pool``)."""
+    return None if s.no_answer == "pool" else no_answer
+
+
+def _gt(answers_per_view, n_answers, task_reward, s: RewardSettings, no_answer=None):
     return _per_view("reward", answers_per_view, n_answers, task_reward, 0.0, s.estimator)
 
 
-def _ttrl(answers_per_view, n_answers, task_reward, s: RewardSettings):
-    return _per_view("ttrl", answers_per_view, n_answers, None, s.tau, s.estimator)
+def _ttrl(answers_per_view, n_answers, task_reward, s: RewardSettings, no_answer=None):
+    return _per_view(
+        "ttrl", answers_per_view, n_answers, None, s.tau, s.estimator,
+        no_answer=no_answer, tie_break=s.tie_break, no_answer_rule=s.no_answer_rule,
+    )
 
 
-def _empo(answers_per_view, n_answers, task_reward, s: RewardSettings):
-    return _per_view("empo", answers_per_view, n_answers, None, s.tau, s.estimator)
+def _empo(answers_per_view, n_answers, task_reward, s: RewardSettings, no_answer=None):
+    return _per_view(
+        "empo", answers_per_view, n_answers, None, s.tau, s.estimator,
+        no_answer=no_answer, no_answer_rule=s.no_answer_rule, entropy_gate=s.entropy_gate,
+    )
 
 
-def _coherence(answers_per_view, n_answers, task_reward, s: RewardSettings):
+def _coherence(answers_per_view, n_answers, task_reward, s: RewardSettings, no_answer=None):
     if s.consensus == "none":
         return _per_view("sharpen", answers_per_view, n_answers, None, s.tau, s.estimator)
     out = _grpo().consensus_group_rewards(
-        list(answers_per_view), n_answers=n_answers, tau=s.tau, consensus=s.consensus, estimator=s.estimator
+        list(answers_per_view), n_answers=n_answers, tau=s.tau, consensus=s.consensus, estimator=s.estimator,
+        no_answer=_marked(s, no_answer),
     )
     return [np.asarray(r, dtype=np.float64) for r in out]
 
 
-def _diversity(answers_per_view, n_answers, task_reward, s: RewardSettings):
+def _diversity(answers_per_view, n_answers, task_reward, s: RewardSettings, no_answer=None):
     return _per_view("entropy", answers_per_view, n_answers, task_reward, s.tau, s.estimator)
 
 
-def _pairwise(answers_per_view, n_answers, task_reward, s: RewardSettings):
+def _pairwise(answers_per_view, n_answers, task_reward, s: RewardSettings, no_answer=None):
     out = _grpo().pairwise_group_rewards(list(answers_per_view), n_answers=n_answers, tau=s.tau)
     return [np.asarray(r, dtype=np.float64) for r in out]
 
 
-def _constrained_base(answers_per_view, n_answers, task_reward, s: RewardSettings):
+def _constrained_base(answers_per_view, n_answers, task_reward, s: RewardSettings, no_answer=None):
     tr = task_reward if s.base_objective in ("reward", "entropy", "gini", "tsallis") else None
     tau = 0.0 if s.base_objective == "reward" else s.tau
-    return _per_view(s.base_objective, answers_per_view, n_answers, tr, tau, s.estimator)
+    return _per_view(
+        s.base_objective, answers_per_view, n_answers, tr, tau, s.estimator, no_answer=_marked(s, no_answer)
+    )
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -120,6 +159,64 @@ def get_algorithm(name: str) -> Algorithm:
     if name not in ALGORITHMS:
         raise ValidationError(f"algorithm must be one of {sorted(ALGORITHMS)}, got {name!r}")
     return ALGORITHMS[name]
+
+
+NO_ANSWER_CHOICES = ("auto", "drop", "singleton", "pool")
+TIE_BREAK_CHOICES = ("first", "split")
+
+
+def no_answer_index(answer_strings: Sequence[str]) -> int | None:
+    """Index of the no-answer bucket (``llm.answers.NO_ANSWER``) in a problem's answer space, or None."""
+    from llm.answers import NO_ANSWER
+
+    return answer_strings.index(NO_ANSWER) if NO_ANSWER in answer_strings else None
+
+
+@dataclass(frozen=True)
+class ProblemScores:
+    """One problem's answers indexed in one shared answer space and its rewards (one array per view)."""
+
+    indices: list[np.ndarray]  # per view (G_j,) answer indices
+    answer_strings: list[str]  # (n_answers,) the answer of each index (NO_ANSWER for the bucket)
+    no_answer: int | None  # index of the no-answer bucket, None if every sample answered
+    task_reward: np.ndarray | None  # (n_answers,) r(z), None without a ground truth
+    rewards: list[np.ndarray]  # per view (G_j,) rewards, sampling order
+
+
+def score_problem(
+    algorithm: Algorithm | str,
+    answers_per_view: Sequence[Sequence[str | None]],
+    ground_truth: str | None,
+    settings: RewardSettings,
+) -> ProblemScores:
+    """Answer keys of one problem (``None`` = no answer) -> indices -> no-answer index -> adapter rewards.
+
+    The single path from extracted answers to ``dagsim`` rewards, shared by ``llm.trainer.score_groups``
+    and the TRL bridge, so both give the same rewards (ttrl/empo as published by default).
+    ``answers_per_view[j][i]``: the canonical answer key of sample i of view j, in sampling order.
+    """
+    from llm.answers import index_answers, task_reward_vector
+
+    spec = get_algorithm(algorithm) if isinstance(algorithm, str) else algorithm
+    if settings.no_answer not in NO_ANSWER_CHOICES:
+        raise ValidationError(f"no_answer must be one of {NO_ANSWER_CHOICES}, got {settings.no_answer!r}")
+    if settings.tie_break not in TIE_BREAK_CHOICES:
+        raise ValidationError(f"tie_break must be one of {TIE_BREAK_CHOICES}, got {settings.tie_break!r}")
+    indices, strings = index_answers(answers_per_view)
+    na = no_answer_index(strings)
+    task_reward = task_reward_vector(strings, ground_truth) if ground_truth is not None else None
+    rewards = spec.rewards(indices, len(strings), task_reward, settings, no_answer=na)
+    return ProblemScores(indices, strings, na, task_reward, [np.asarray(r, dtype=np.float64) for r in rewards])
+
+
+def pseudo_label(indices: np.ndarray, answer_strings: Sequence[str], no_answer: int | None) -> str | None:
+    """The group's majority answer among real answers (ties: first in sample order, as TTRL), or None."""
+    real = [int(i) for i in indices if i != no_answer]
+    if not real:
+        return None
+    counts = np.bincount(real, minlength=len(answer_strings))  # (n_answers,)
+    top = counts.max()
+    return answer_strings[next(i for i in real if counts[i] == top)]
 
 
 def forbidden_coefs(answer_strings: Sequence[str], forbidden: str) -> np.ndarray:
@@ -167,11 +264,16 @@ def dual_step(multipliers: np.ndarray, constraint_values: np.ndarray, cap: float
     )
 
 
-def group_advantages(rewards: np.ndarray, baseline: str, scale: str) -> tuple[np.ndarray, int]:
-    """``dagsim.grpo.advantages.advantages`` on (n_groups, G) rewards (T11): (adv, n_zero_std_groups)."""
-    from dagsim.grpo.advantages import advantages
+def group_advantages(
+    rewards: np.ndarray, baseline: str, scale: str, eps: float | None = None
+) -> tuple[np.ndarray, int]:
+    """``dagsim.grpo.advantages.advantages`` on (n_groups, G) rewards (T11): (adv, n_zero_std_groups).
 
-    adv, n_zero = advantages(rewards, baseline=baseline, scale=scale)
+    ``eps``: the ε of the std scaling (None: dagsim's ``ADVANTAGE_EPS``).
+    """
+    from dagsim.grpo.advantages import ADVANTAGE_EPS, advantages
+
+    adv, n_zero = advantages(rewards, baseline=baseline, scale=scale, eps=ADVANTAGE_EPS if eps is None else eps)
     adv = np.asarray(adv, dtype=np.float64)
     if not np.all(np.isfinite(adv)):
         raise FloatingPointError("dagsim advantages returned non-finite values")

@@ -28,10 +28,12 @@ import numpy as np
 import torch
 
 from dagsim.errors import ValidationError
-from llm.answers import extract_answer, index_answers, task_reward_vector
+from llm.answers import extract_answer
 from llm.model import atomic_directory, atomic_write_text, default_device, load_model
 from llm.rewards import (
     ALGORITHMS,
+    NO_ANSWER_CHOICES,
+    TIE_BREAK_CHOICES,
     RewardSettings,
     constrain,
     constraint_values,
@@ -39,6 +41,8 @@ from llm.rewards import (
     forbidden_coefs,
     get_algorithm,
     group_advantages,
+    pseudo_label,
+    score_problem,
 )
 from llm.sampling import Batch, sample_completions, sequence_token_logprobs
 from llm.tasks import Problem, load_jsonl, split_problems, task_config_of
@@ -87,7 +91,8 @@ class TrainConfig:
     answer-level one; see results/theory_vs_training.md) | k3-loss (β·k3 per token in the loss, as TRL
     does: its expected gradient is that of the forward per-token KL(π0‖π), a different target)."""
     tau: float = 1.0
-    """Objective weight [τ] (sharpening, entropy, consensus, ttrl/empo scale)."""
+    """Objective weight [τ] (sharpening, entropy, consensus, majority; unused by ttrl and empo, whose
+    published rewards have no weight)."""
     estimator: str = "minimax_monotone"
     """Estimator of log q from a group (T8, dagsim.estimators): minimax_monotone (the minimax LP restricted to
     nondecreasing tables; default, as the raw minimax table oscillates in sign at G = 8) | minimax | plugin
@@ -124,6 +129,18 @@ class TrainConfig:
     """Seeds prompt selection and sampling."""
     progress: bool = True
     """tqdm progress bar with live metrics."""
+    # --- Baselines faithful to their originals (issue #16) and the no-answer rule (issue #13) ---
+    no_answer: str = "auto"
+    """Unparseable completions: auto (the published rule: ttrl drop = out of the vote, reward 0; empo
+    singleton = own cluster, 1/G) | drop | singleton | pool (one ordinary answer that can win: the earlier
+    convention). For majority/consensus the bucket is never a label unless pool."""
+    tie_break: str = "first"
+    """ttrl pseudo-label among tied modes: first (TTRL: first in sample order) | split (credit 1/#modes)."""
+    entropy_gate: bool = False
+    """empo: EMPO's TRL gate — every reward 0 in a group whose G answers are all distinct (entropy log G);
+    with --no-answer drop this is EMPO's TRL reward."""
+    advantage_eps: float = 1e-4
+    """ε added to the std in group/batch advantage scaling (1e-4 = TRL's GRPO; verl uses 1e-6)."""
 
     def validate(self) -> None:
         get_algorithm(self.algorithm)
@@ -159,11 +176,20 @@ class TrainConfig:
                 raise ValidationError(f"train.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not 0.0 <= self.constraint_cap <= 1.0:
             raise ValidationError(f"train.constraint_cap must be in [0, 1], got {self.constraint_cap}")
+        for name, allowed in (("no_answer", NO_ANSWER_CHOICES), ("tie_break", TIE_BREAK_CHOICES)):
+            if getattr(self, name) not in allowed:
+                raise ValidationError(f"train.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if not (np.isfinite(self.advantage_eps) and self.advantage_eps >= 0):
+            raise ValidationError(f"train.advantage_eps must be finite and >= 0, got {self.advantage_eps}")
 
     @property
     def reward_settings(self) -> RewardSettings:
         consensus = self.consensus if self.algorithm == "coherence-grpo" else "none"
-        return RewardSettings(self.tau, self.estimator, consensus, self.base_objective)
+        return RewardSettings(
+            self.tau, self.estimator, consensus, self.base_objective,
+            no_answer=self.no_answer, tie_break=self.tie_break, entropy_gate=self.entropy_gate,
+            advantage_eps=self.advantage_eps,
+        )
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -236,9 +262,8 @@ def score_groups(
     rewards_rows, majority_ok, agree, h_mass, entropies, majority_ratio = [], [], [], [], [], []
     for p, problem in enumerate(problems):
         per_view = [answers[(p * views + v) * G : (p * views + v + 1) * G] for v in range(views)]
-        idx_per_view, strings = index_answers(per_view)
-        task_reward = task_reward_vector(strings, problem.answer) if problem.answer is not None else None
-        rewards = algorithm.rewards(idx_per_view, len(strings), task_reward, settings)
+        scored = score_problem(algorithm, per_view, problem.answer, settings)
+        idx_per_view, strings, rewards = scored.indices, scored.answer_strings, scored.rewards
         if config.algorithm == "constrained-grpo":
             coefs = forbidden_coefs(strings, config.forbidden)  # (1, n_answers)
             rewards = [constrain(r, idx, coefs, multipliers) for r, idx in zip(rewards, idx_per_view, strict=True)]
@@ -249,14 +274,17 @@ def score_groups(
             counts = np.bincount(idx, minlength=len(strings))  # (n_answers,)
             p_hat = counts[counts > 0] / G
             entropies.append(float(-(p_hat * np.log(p_hat)).sum()))
-            majority_ratio.append(counts.max() / G)
-            modes.append(strings[int(np.argmax(counts))])
+            # The pseudo-label is a real answer (the no-answer bucket is never a label, issue #13).
+            label = pseudo_label(idx, strings, scored.no_answer)
+            majority_ratio.append(0.0 if label is None else counts[strings.index(label)] / G)
+            modes.append(label)
         if problem.answer is not None:
             majority_ok.extend(m == problem.answer for m in modes)
         if views > 1:
-            agree.append(np.mean([modes[a] == modes[b] for a in range(views) for b in range(a + 1, views)]))
+            pairs = [(a, b) for a in range(views) for b in range(a + 1, views)]
+            agree.append(np.mean([modes[a] is not None and modes[a] == modes[b] for a, b in pairs]))
     rewards = np.stack(rewards_rows)  # (n_groups, G)
-    adv, n_zero = group_advantages(rewards, config.baseline, config.scale)
+    adv, n_zero = group_advantages(rewards, config.baseline, config.scale, config.advantage_eps)
     truths = [problems[r // (views * G)].answer for r in range(len(answers))]
     metrics = {
         "reward_mean": float(rewards.mean()),
@@ -537,7 +565,9 @@ def train_step(state: RunState, ref_model, problems: list[Problem], views: int, 
     advantages, seq_kl = scores.advantages, None
     if config.beta > 0 and config.kl == "seq-reward":
         log_ratio = sequence_log_ratio(state.model, ref_model, batch, config).reshape(scores.rewards.shape)
-        advantages, _ = group_advantages(scores.rewards - config.beta * log_ratio, config.baseline, config.scale)
+        advantages, _ = group_advantages(
+            scores.rewards - config.beta * log_ratio, config.baseline, config.scale, config.advantage_eps
+        )
         seq_kl = float(log_ratio.mean())
     t2 = time.perf_counter()
     stats = optimize_policy(state.model, ref_model, state.optimizer, batch, advantages, config)

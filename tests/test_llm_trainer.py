@@ -107,13 +107,15 @@ def test_rewards_and_advantages_equal_dagsim_on_the_same_groups(algorithm, extra
     tau, est = config.tau, config.estimator
     if algorithm == "gt-grpo":
         expected = group_rewards("reward", np.stack(idx), n_answers=n, task_reward=r, estimator=est)
-    elif algorithm in ("ttrl", "empo"):
-        expected = group_rewards(algorithm, np.stack(idx), n_answers=n, tau=tau, estimator=est)
+    elif algorithm in ("ttrl", "empo"):  # the no-answer bucket (index 2) is marked (issue #16 defaults)
+        expected = group_rewards(algorithm, np.stack(idx), n_answers=n, tau=tau, estimator=est, no_answer=2)
     elif algorithm == "coherence-grpo" and config.consensus == "none":
         expected = group_rewards("sharpen", np.stack(idx), n_answers=n, tau=tau, estimator=est)
     elif algorithm == "coherence-grpo":
         expected = np.stack(
-            consensus_group_rewards(idx, n_answers=n, tau=tau, consensus=config.consensus, estimator=est)
+            consensus_group_rewards(
+                idx, n_answers=n, tau=tau, consensus=config.consensus, estimator=est, no_answer=2
+            )
         )
     elif algorithm == "diversity-grpo":
         expected = group_rewards("entropy", np.stack(idx), n_answers=n, tau=tau, task_reward=r, estimator=est)
