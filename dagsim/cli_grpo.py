@@ -61,6 +61,14 @@ def _simulate(p: argparse.ArgumentParser):
     p.add_argument("--dual-lr", type=_positive, default=d["dual_lr"], help=_field_help("dual_lr"))
     p.add_argument("--natural", action="store_true", help=_field_help("natural"))
     p.add_argument("--label-free", action="store_true", help=_field_help("label_free"))
+    # ttrl/empo conventions (issue #16: defaults = the published code)
+    p.add_argument("--tie-break", choices=["first", "split"], default=d["tie_break"], help=_field_help("tie_break"))
+    p.add_argument("--no-answer", choices=["auto", "drop", "singleton", "pool"], default=d["no_answer"],
+                   help=_field_help("no_answer"))
+    p.add_argument("--no-answer-label", default=None, metavar="LABEL", help=_field_help("no_answer_label"))
+    p.add_argument("--entropy-gate", action="store_true", help=_field_help("entropy_gate"))
+    p.add_argument("--n-votes", type=int, default=d["n_votes"], help=_field_help("n_votes"))
+    p.add_argument("--advantage-eps", type=float, default=d["advantage_eps"], help=_field_help("advantage_eps"))
     p.add_argument("--out", default=None, help="write the per-step trajectory as JSONL (run.jsonl)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -70,7 +78,9 @@ def _simulate(p: argparse.ArgumentParser):
             consensus=args.consensus, mode=args.mode, group_size=args.group_size, estimator=args.estimator,
             baseline=args.baseline, scale=args.scale, steps=args.steps, lr=args.lr, seed=args.seed,
             clip_eps=args.clip_eps, inner_epochs=args.inner_epochs, kl_estimator=args.kl_estimator,
-            dual_lr=args.dual_lr, natural=args.natural, label_free=args.label_free)
+            dual_lr=args.dual_lr, natural=args.natural, label_free=args.label_free,
+            tie_break=args.tie_break, no_answer=args.no_answer, no_answer_label=args.no_answer_label,
+            entropy_gate=args.entropy_gate, n_votes=args.n_votes, advantage_eps=args.advantage_eps)
         models = [load_model_file(f) for f in args.files]
         result = simulate(models, cfg, out=args.out, progress=not args.json)
         last = result.history[-1]

@@ -150,7 +150,9 @@ def _first_sample_advantage(objective, groups, K, n_train, baseline, scale, rewa
     ``n_train = V`` otherwise). Returns ``(n,)``."""
     eps = reward_kw.get("eps", ADVANTAGE_EPS)
     options = {k: v for k, v in reward_kw.items() if k != "eps"}
-    rows, prob, g = group_reward_outcomes(objective, groups, n_answers=K, **options)  # (P,), (P,), (P, V)
+    rows, prob, g = group_reward_outcomes(
+        objective, groups, n_answers=K, n_first=n_train, **options
+    )  # (P,), (P,), (P, V)
     adv, _ = advantages(g[:, :n_train], baseline=baseline, scale=scale, eps=eps)  # (P, n_train)
     return np.bincount(rows, weights=prob * adv[:, 0], minlength=groups.shape[0])  # (n,)
 

@@ -362,21 +362,32 @@ def _ttrl_rewards(answers: np.ndarray, ctx: RewardContext) -> np.ndarray:
     return ((ids == label) & (ids >= 0) & has_mode).astype(np.float64)
 
 
-def _ttrl_first_outcomes(answers: np.ndarray, ctx: RewardContext):
-    """Exchangeable expansion of ``tie_break="first"``: given the group's multiset, under a uniformly
-    random sample order each tied mode is the first to appear with probability 1/#modes, and the
-    rewards are then ``1[cluster_i = that mode]``. Returns ``(row (P,), prob (P,), rewards (P, G))``.
+def _ttrl_first_outcomes(answers: np.ndarray, ctx: RewardContext, n_first: int | None = None):
+    """Exchangeable expansion of ``tie_break="first"``. The samples are two blocks, each in a uniformly
+    random order: the first ``n_first`` (default all G), then the rest (TTRL's extra voters, which come
+    after the trained samples). The first tied-mode sample of a uniformly random order is uniform among
+    the block's tied-mode samples, so tied mode w wins with probability ``t_w / Σ_T t`` — ``t_w`` its
+    samples in the first block holding any tied mode (one block: 1/#modes) — and the rewards are then
+    ``1[cluster_i = w]``. Returns ``(row (P,), prob (P,), rewards (P, G))``.
     """
     ids, is_mode, _ = _ttrl_modes(answers, ctx)
-    n_modes = is_mode.sum(axis=1)  # (B,)
-    rows, winners = np.nonzero(is_mode)  # (P,) each (group, tied mode)
-    prob = 1.0 / n_modes[rows]
+    G = answers.shape[1]
+    n_first = G if n_first is None else int(n_first)
+    n_ids = is_mode.shape[1]
+    head = np.where(np.arange(G)[None, :] < n_first, ids, -1)  # (B, G) first block only
+    weight = _cluster_counts(head, n_ids) * is_mode  # (B, n_ids) tied-mode samples in the first block
+    in_head = weight.sum(axis=1) > 0  # (B,)
+    tail = _cluster_counts(np.where(np.arange(G)[None, :] >= n_first, ids, -1), n_ids) * is_mode
+    weight = np.where(in_head[:, None], weight, tail).astype(np.float64)  # (B, n_ids)
+    total = weight.sum(axis=1)  # (B,) 0 only for a group without any cluster
+    rows, winners = np.nonzero(weight)  # (P,) each (group, tied mode that can win)
+    prob = weight[rows, winners] / total[rows]
     rewards = (ids[rows] == winners[:, None]).astype(np.float64)  # (P, G)
-    empty = np.flatnonzero(n_modes == 0)  # groups without any cluster: one outcome, all rewards 0
+    empty = np.flatnonzero(total == 0)  # groups without any cluster: one outcome, all rewards 0
     rows = np.concatenate([rows, empty])
     prob = np.concatenate([prob, np.ones(empty.size)])
-    rewards = np.vstack([rewards, np.zeros((empty.size, answers.shape[1]))])
-    order = np.argsort(rows, kind="stable")  # every one of the B groups has >= 1 outcome
+    rewards = np.vstack([rewards, np.zeros((empty.size, G))])
+    order = np.argsort(rows, kind="stable")  # every group has >= 1 outcome
     return rows[order], prob[order], rewards[order]
 
 
@@ -571,7 +582,7 @@ def group_rewards(
 
 
 def group_reward_outcomes(
-    objective: str, answers: np.ndarray, *, n_answers: int, **options
+    objective: str, answers: np.ndarray, *, n_answers: int, n_first: int | None = None, **options
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rewards of ``(B, G)`` groups averaged over a uniformly random sample order, as a finite mixture.
 
@@ -579,6 +590,9 @@ def group_reward_outcomes(
     probability ``prob[p]`` (each group's probabilities sum to 1). Order-free objectives give one outcome
     per group (``group_rewards``); TTRL with ``tie_break="first"`` gives one per tied mode, each with
     probability 1/#modes (under exchangeable samples every tied mode is equally likely to appear first).
+    ``n_first``: the first ``n_first`` columns precede the others in sampling order and each block is
+    exchangeable on its own (TTRL's vote/train split: trained samples first, extra voters after); then a
+    tied mode wins with probability proportional to its samples in the earliest block holding one.
     The exact effective reward (T10) sums advantages over this mixture, so it is exact for any
     (nonlinear) advantage scaling. ``options``: the keyword arguments of ``group_rewards``.
     """
@@ -594,7 +608,7 @@ def group_reward_outcomes(
         estimator="minimax", tie_break="first", entropy_gate=False,
         no_answer=kw.get("no_answer"), no_answer_rule=kw.get("no_answer_rule"),
     )
-    return _ttrl_first_outcomes(arr, ctx)
+    return _ttrl_first_outcomes(arr, ctx, n_first)
 
 
 # ================================================================================================

@@ -94,6 +94,22 @@ class SimulationConfig:
     natural: bool = False
     """exact/expected modes: natural policy gradient (the advantage Q(e) − V(u) per edge, i.e. the
     gradient preconditioned by the tabular Fisher) instead of the plain logit gradient"""
+    # --- Baselines faithful to their originals (issue #16): ttrl/empo conventions ---
+    tie_break: str = "first"
+    """ttrl pseudo-label among tied modes: first (TTRL's code: first in sample order) | split (1/#modes)"""
+    no_answer: str = "auto"
+    """rule for the answer named by --no-answer-label: auto (published: ttrl drop, empo singleton) | drop |
+    singleton | pool; majority/consensus never take it as a label unless pool"""
+    no_answer_label: str | None = None
+    """answer label of the DAG files that stands for 'no parseable answer' (default: none — DAG answers
+    are always parseable)"""
+    entropy_gate: bool = False
+    """empo: EMPO's TRL gate (every reward 0 when the G answers are all distinct)"""
+    n_votes: int = 0
+    """ttrl/empo: TTRL's vote/train split — vote on n_votes >= G samples, train on the first G (0 = G;
+    expected mode only)"""
+    advantage_eps: float = 1e-4
+    """ε added to the std in group/batch advantage scaling (TRL 1e-4; verl 1e-6)"""
 
     def validate(self) -> None:
         get_algorithm(self.algorithm)
@@ -111,6 +127,20 @@ class SimulationConfig:
             raise ValidationError("steps must be >= 0 and inner_epochs >= 1")
         if not (np.isfinite(self.lr) and self.lr > 0):
             raise ValidationError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if self.tie_break not in ("first", "split"):
+            raise ValidationError(f"tie_break must be one of ['first', 'split'], got {self.tie_break!r}")
+        if self.no_answer not in ("auto", "drop", "singleton", "pool"):
+            raise ValidationError(
+                f"no_answer must be one of ['auto', 'drop', 'singleton', 'pool'], got {self.no_answer!r}")
+        if self.n_votes != 0:
+            if self.algorithm not in ("ttrl", "empo"):
+                raise ValidationError("n_votes (TTRL's vote/train split) applies to ttrl and empo only")
+            if self.n_votes < self.group_size:
+                raise ValidationError(f"n_votes must be 0 or >= group_size = {self.group_size}, got {self.n_votes}")
+            if self.mode == "sampled" and self.n_votes > self.group_size:
+                raise ValidationError("n_votes > group_size is available in expected mode only")
+        if not (np.isfinite(self.advantage_eps) and self.advantage_eps >= 0):
+            raise ValidationError(f"advantage_eps must be finite and >= 0, got {self.advantage_eps!r}")
 
 
 @dataclass
@@ -193,6 +223,18 @@ def _group_reward_kwargs(state: PromptState, cfg: SimulationConfig, group_object
             "task_reward": prob.reward, "order": getattr(obj, "order", cfg.order), "estimator": cfg.estimator}
 
 
+def _baseline_options(state: PromptState, cfg: SimulationConfig, group_objective: str) -> dict:
+    """The no-answer / tie-break / gate keyword arguments of ``group_rewards`` for this prompt."""
+    answers = list(state.problem.answers)
+    label = cfg.no_answer_label
+    na = answers.index(label) if label is not None and label in answers else None
+    rule = None if cfg.no_answer == "auto" else cfg.no_answer
+    if group_objective not in ("ttrl", "empo") and rule == "pool":
+        na = None
+    return {"no_answer": na, "tie_break": cfg.tie_break, "no_answer_rule": rule,
+            "entropy_gate": cfg.entropy_gate}
+
+
 def _constraint_matrix(state: PromptState) -> np.ndarray:
     if not state.problem.constraints:
         return np.zeros((0, len(state.problem.answers)))
@@ -224,11 +266,13 @@ def _expected_rewards(state: PromptState, nus: np.ndarray, cfg: SimulationConfig
         fn = getattr(effective, "effective_reward_multiview", None)
         if fn is None:
             raise DomainError("expected mode is not available for multi-view objectives; use exact or sampled")
+        na = _baseline_options(state, cfg, group_objective)["no_answer"]
         out = np.asarray(fn(group_objective, nus, cfg.group_size, baseline=cfg.baseline, scale=cfg.scale,
-                            weights=state.problem.weights, consensus=cfg.consensus, **kw))
+                            weights=state.problem.weights, consensus=cfg.consensus, no_answer=na, **kw))
     else:
         out = effective.effective_reward(group_objective, nus[0], cfg.group_size, baseline=cfg.baseline,
-                                         scale=cfg.scale, **kw)[None, :]
+                                         scale=cfg.scale, n_votes=cfg.n_votes or None, eps=cfg.advantage_eps,
+                                         **_baseline_options(state, cfg, group_objective), **kw)[None, :]
     if state.problem.constraints:
         if cfg.scale != "none":
             raise DomainError("expected mode with constraints needs --scale none (the penalty is then additive)")
@@ -294,14 +338,16 @@ def _sampled_step(prompts: Sequence[PromptState], cfg: SimulationConfig, group_o
         view_batches = [sample_traces(v, pi, G, rng) for v, pi in zip(state.views, pis)]
         answers = [b.answers for b in view_batches]
         kw = _group_reward_kwargs(state, cfg, group_objective)
+        opts = _baseline_options(state, cfg, group_objective)
         if group_objective == "consensus":
             kw.pop("order")
-            rew = consensus_group_rewards(answers, consensus=cfg.consensus, weights=state.problem.weights, **kw)
+            rew = consensus_group_rewards(answers, consensus=cfg.consensus, weights=state.problem.weights,
+                                          no_answer=opts["no_answer"], **kw)
         elif group_objective == "pairwise":
             rew = pairwise_group_rewards(answers, n_answers=kw["n_answers"], tau=kw["tau"],
                                          task_reward=kw["task_reward"])
         else:
-            rew = [group_rewards(group_objective, a, **kw) for a in answers]
+            rew = [group_rewards(group_objective, a, **opts, **kw) for a in answers]
         if state.problem.constraints:
             h = _constraint_matrix(state)
             rew = [constrained_rewards(r, a, constraint_coefs=h, multipliers=state.multipliers)
@@ -314,7 +360,7 @@ def _sampled_step(prompts: Sequence[PromptState], cfg: SimulationConfig, group_o
             rewards_rows.append(np.asarray(rew[j], dtype=np.float64))
             owners.append((p_idx, j))
     reward_mat = np.stack(rewards_rows)  # (n_groups, G)
-    adv, n_zero = advantages(reward_mat, baseline=cfg.baseline, scale=cfg.scale)
+    adv, n_zero = advantages(reward_mat, baseline=cfg.baseline, scale=cfg.scale, eps=cfg.advantage_eps)
     clipped_total, count_total = 0, 0
     for _ in range(cfg.inner_epochs):
         for row, ((p_idx, j), batch) in enumerate(zip(owners, batches)):
@@ -359,8 +405,9 @@ def _sampled_step_union(prompts: Sequence[PromptState], batch_union, cfg: Simula
     kw = _group_reward_kwargs(prompts[0], cfg, group_objective)
     kw["n_answers"] = U.n_answers
     kw["task_reward"] = U.reward
-    rewards = np.asarray(group_rewards(group_objective, answers, **kw), dtype=np.float64)  # (B, G)
-    adv, n_zero = advantages(rewards, baseline=cfg.baseline, scale=cfg.scale)
+    opts = {"tie_break": cfg.tie_break, "entropy_gate": cfg.entropy_gate}  # no no-answer label (see simulate)
+    rewards = np.asarray(group_rewards(group_objective, answers, **opts, **kw), dtype=np.float64)  # (B, G)
+    adv, n_zero = advantages(rewards, baseline=cfg.baseline, scale=cfg.scale, eps=cfg.advantage_eps)
     adv = adv.reshape(-1)  # (B·G,)
     old_logp = trace_log_prob(batch, np.log(np.maximum(pi, 1e-300)))
     frozen = np.zeros(U.n_edges, dtype=bool)
@@ -444,7 +491,7 @@ def simulate(models: Sequence[ReasoningDAG | Task], cfg: SimulationConfig, *, ou
     rng = np.random.default_rng(cfg.seed)
     union = None
     if cfg.mode == "sampled" and batched and not multiview and not any(p.problem.constraints for p in prompts) \
-            and group_objective not in ("consensus", "pairwise"):
+            and group_objective not in ("consensus", "pairwise") and cfg.no_answer_label is None:
         from dagsim.grpo.batch import union_of
 
         union = union_of([p.views[0] for p in prompts])
