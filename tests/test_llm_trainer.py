@@ -394,3 +394,51 @@ def test_seq_reward_kl_centers_rewards_minus_beta_log_ratio(tiny_model_dir, monk
         else:
             assert "ratio" not in seen and metrics["kl"] > 0
             np.testing.assert_allclose(seen["adv"], rloo_advantages(rewards), atol=1e-12)
+
+
+# ------------------------------------------------------------- baselines as published (issue #16)
+@pytest.mark.parametrize(
+    "algorithm, extra, answers, want",
+    [
+        ("ttrl", {}, ["5", "3", "3", "5"], [1, 0, 0, 1]),  # ties: first appearance
+        ("ttrl", {"tie_break": "split"}, ["5", "3", "3", "5"], [0.5] * 4),
+        ("ttrl", {}, [None, None, None, "3"], [0, 0, 0, 1]),  # unparseable out of the vote
+        ("ttrl", {"no_answer": "pool"}, [None, None, None, "3"], [1, 1, 1, 0]),
+        ("ttrl", {}, [None] * 4, [0] * 4),
+        ("empo", {}, [None, None, "3", "3"], [0.25, 0.25, 0.5, 0.5]),  # verl: singleton 1/G
+        ("empo", {"no_answer": "drop", "entropy_gate": True}, [None, None, "3", "3"], [0, 0, 0.5, 0.5]),
+        ("empo", {"no_answer": "drop", "entropy_gate": True}, [None, None, "3", "4"], [0] * 4),
+    ],
+)
+def test_score_groups_gives_the_published_rewards_on_text(algorithm, extra, answers, want):
+    """The trainer's scoring of text completions equals the hand-worked published rewards and dagsim's,
+    through the one shared path ``llm.rewards.score_problem`` (also the TRL bridge's)."""
+    from dagsim.grpo.advantages import advantages
+    from llm.rewards import score_problem
+
+    config = TrainConfig(algorithm=algorithm, group_size=4, **extra)
+    scores = score_groups(
+        [_problem(views=1)], _texts(answers), views=1, config=config, multipliers=np.zeros(1)
+    )
+    np.testing.assert_allclose(scores.rewards[0], want, atol=1e-12)
+    np.testing.assert_array_equal(scores.advantages, advantages(np.array([want], dtype=float))[0])
+    shared = score_problem(algorithm, [answers], None, config.reward_settings)
+    np.testing.assert_array_equal(shared.rewards[0], scores.rewards[0])
+    assert scores.metrics["n_unextracted"] == sum(a is None for a in answers)
+
+
+def test_pseudo_label_metrics_skip_the_no_answer_bucket():
+    config = TrainConfig(algorithm="ttrl", group_size=4)
+    scores = score_groups(
+        [_problem(answer="3", views=1)], _texts([None, None, None, "3"]), views=1, config=config,
+        multipliers=np.zeros(1),
+    )
+    assert scores.metrics["pseudo_label_accuracy"] == 1.0  # the label is "3", not the bucket
+    assert scores.metrics["majority_ratio"] == 0.25
+
+
+def test_baseline_options_are_validated():
+    with pytest.raises(ValidationError, match="no_answer"):
+        TrainConfig(no_answer="keep").validate()
+    with pytest.raises(ValidationError, match="tie_break"):
+        TrainConfig(tie_break="random").validate()
