@@ -141,6 +141,9 @@ class TrainConfig:
     with --no-answer drop this is EMPO's TRL reward."""
     advantage_eps: float = 1e-4
     """ε added to the std in group/batch advantage scaling (1e-4 = TRL's GRPO; verl uses 1e-6)."""
+    n_votes: int = 0
+    """ttrl/empo: TTRL's vote/train split — sample n_votes >= G completions per prompt, vote on all, train
+    on the first G (0 = G, no split)."""
 
     def validate(self) -> None:
         get_algorithm(self.algorithm)
@@ -181,6 +184,11 @@ class TrainConfig:
                 raise ValidationError(f"train.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not (np.isfinite(self.advantage_eps) and self.advantage_eps >= 0):
             raise ValidationError(f"train.advantage_eps must be finite and >= 0, got {self.advantage_eps}")
+        if self.n_votes != 0 and (self.algorithm not in ("ttrl", "empo") or self.n_votes < self.group_size):
+            raise ValidationError(
+                f"train.n_votes must be 0 or >= group_size = {self.group_size}, for ttrl/empo only "
+                f"(got {self.n_votes} with {self.algorithm})"
+            )
 
     @property
     def reward_settings(self) -> RewardSettings:
@@ -246,6 +254,18 @@ class GroupScores:
     constraint_value: float | None = None
 
 
+def first_rows_per_group(batch: Batch, n_per_group: int, n_keep: int) -> Batch:
+    """The first ``n_keep`` rows of every consecutive block of ``n_per_group`` rows (TTRL's
+    ``select_top_k_per_prompt``)."""
+    n_groups = len(batch.texts) // n_per_group
+    rows = [g * n_per_group + s for g in range(n_groups) for s in range(n_keep)]
+    index = torch.tensor(rows, device=batch.prompt_ids.device)
+    return Batch(
+        batch.prompt_ids[index], batch.prompt_mask[index], batch.completion_ids[index],
+        batch.completion_mask[index], [batch.texts[r] for r in rows],
+    )
+
+
 def score_groups(
     problems: list[Problem],
     texts: list[str],
@@ -254,16 +274,23 @@ def score_groups(
     config: TrainConfig,
     multipliers: np.ndarray,
 ) -> GroupScores:
-    """Extract answers; rewards (dagsim) per problem in one shared answer space; advantages (dagsim)."""
+    """Extract answers; rewards (dagsim) per problem in one shared answer space; advantages (dagsim).
+
+    With TTRL's vote/train split (``n_votes`` > G) ``texts`` hold ``n_votes`` completions per group: all
+    vote, the rewards and advantages are those of the first G (the trained ones); the group metrics
+    (entropy, pseudo-label, n_unextracted, train accuracy) describe all ``n_votes``.
+    """
     G = config.group_size
+    V = config.n_votes or G  # samples per group in ``texts``
     algorithm = ALGORITHMS[config.algorithm]
     settings = config.reward_settings
     answers = [extract_answer(t) for t in texts]
     rewards_rows, majority_ok, agree, h_mass, entropies, majority_ratio = [], [], [], [], [], []
     for p, problem in enumerate(problems):
-        per_view = [answers[(p * views + v) * G : (p * views + v + 1) * G] for v in range(views)]
+        per_view = [answers[(p * views + v) * V : (p * views + v + 1) * V] for v in range(views)]
         scored = score_problem(algorithm, per_view, problem.answer, settings)
-        idx_per_view, strings, rewards = scored.indices, scored.answer_strings, scored.rewards
+        idx_per_view, strings = scored.indices, scored.answer_strings
+        rewards = [r[:G] for r in scored.rewards]  # vote on V, train on the first G (TTRL)
         if config.algorithm == "constrained-grpo":
             coefs = forbidden_coefs(strings, config.forbidden)  # (1, n_answers)
             rewards = [constrain(r, idx, coefs, multipliers) for r, idx in zip(rewards, idx_per_view, strict=True)]
@@ -272,11 +299,11 @@ def score_groups(
         modes = []
         for idx in idx_per_view:
             counts = np.bincount(idx, minlength=len(strings))  # (n_answers,)
-            p_hat = counts[counts > 0] / G
+            p_hat = counts[counts > 0] / V
             entropies.append(float(-(p_hat * np.log(p_hat)).sum()))
             # The pseudo-label is a real answer (the no-answer bucket is never a label, issue #13).
             label = pseudo_label(idx, strings, scored.no_answer)
-            majority_ratio.append(0.0 if label is None else counts[strings.index(label)] / G)
+            majority_ratio.append(0.0 if label is None else counts[strings.index(label)] / V)
             modes.append(label)
         if problem.answer is not None:
             majority_ok.extend(m == problem.answer for m in modes)
@@ -285,7 +312,7 @@ def score_groups(
             agree.append(np.mean([modes[a] is not None and modes[a] == modes[b] for a, b in pairs]))
     rewards = np.stack(rewards_rows)  # (n_groups, G)
     adv, n_zero = group_advantages(rewards, config.baseline, config.scale, config.advantage_eps)
-    truths = [problems[r // (views * G)].answer for r in range(len(answers))]
+    truths = [problems[r // (views * V)].answer for r in range(len(answers))]
     metrics = {
         "reward_mean": float(rewards.mean()),
         "reward_std": float(rewards.std()),
@@ -498,13 +525,19 @@ _RESUME_MUST_MATCH = (
     "loss_type",
     "seed",
     "num_iterations",
+    "no_answer",
+    "tie_break",
+    "entropy_gate",
+    "advantage_eps",
+    "n_votes",
 )
 
 
 def load_checkpoint(path: Path, config: TrainConfig, device) -> RunState:
     """Restore a :class:`RunState`; fails fast if the checkpoint came from a different trajectory config."""
     saved = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)  # our own file
-    diffs = [k for k in _RESUME_MUST_MATCH if saved["config"].get(k) != getattr(config, k)]
+    defaults = TrainConfig()  # a key missing from an older checkpoint had its default then
+    diffs = [k for k in _RESUME_MUST_MATCH if saved["config"].get(k, getattr(defaults, k)) != getattr(config, k)]
     if diffs:
         raise ValidationError(f"--resume {path}: config differs from the checkpoint's in {', '.join(diffs)}")
     model, tokenizer = load_model(path, device)
@@ -555,13 +588,15 @@ def train_step(state: RunState, ref_model, problems: list[Problem], views: int, 
         state.model,
         state.tokenizer,
         prompts,
-        n_samples=config.group_size,
+        n_samples=config.n_votes or config.group_size,
         temperature=config.temperature,
         max_new_tokens=config.max_new_tokens,
         generator=state.generator,
     )
     t1 = time.perf_counter()
     scores = score_groups(chosen, batch.texts, views=views, config=config, multipliers=state.multipliers)
+    if config.n_votes > config.group_size:  # train on the first G of each group's n_votes samples (TTRL)
+        batch = first_rows_per_group(batch, config.n_votes, config.group_size)
     advantages, seq_kl = scores.advantages, None
     if config.beta > 0 and config.kl == "seq-reward":
         log_ratio = sequence_log_ratio(state.model, ref_model, batch, config).reshape(scores.rewards.shape)

@@ -71,7 +71,7 @@ def _empo_trl_reference(answers: list[str | None]) -> list[float]:
 
 def _index(answers: list[str | None]) -> tuple[np.ndarray, int, int | None]:
     """Answer keys -> (indices (G,), n_answers, no-answer index), first appearance order (as llm)."""
-    from llm.answers import index_answers, NO_ANSWER
+    from llm.answers import NO_ANSWER, index_answers
 
     (idx,), strings = index_answers([answers])
     na = strings.index(NO_ANSWER) if NO_ANSWER in strings else None

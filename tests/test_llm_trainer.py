@@ -442,3 +442,37 @@ def test_baseline_options_are_validated():
         TrainConfig(no_answer="keep").validate()
     with pytest.raises(ValidationError, match="tie_break"):
         TrainConfig(tie_break="random").validate()
+
+
+def test_vote_train_split_scores_the_first_g_with_a_label_voted_on_all():
+    """n_votes = 8, G = 4: the label is the majority of all 8 (here "9"), the first 4 are rewarded."""
+    config = TrainConfig(algorithm="ttrl", group_size=4, n_votes=8)
+    answers = ["7", "9", "7", None, "9", "9", "9", "7"]
+    scores = score_groups([_problem(views=1)], _texts(answers), views=1, config=config, multipliers=np.zeros(1))
+    np.testing.assert_array_equal(scores.rewards, [[0, 1, 0, 0]])
+    alone = score_groups(
+        [_problem(views=1)], _texts(answers[:4]), views=1, config=TrainConfig(algorithm="ttrl", group_size=4),
+        multipliers=np.zeros(1),
+    )
+    np.testing.assert_array_equal(alone.rewards, [[1, 0, 1, 0]])  # without the extra voters "7" wins
+    with pytest.raises(ValidationError, match="n_votes"):
+        TrainConfig(algorithm="ttrl", group_size=4, n_votes=3).validate()
+    with pytest.raises(ValidationError, match="n_votes"):
+        TrainConfig(algorithm="coherence-grpo", group_size=4, n_votes=8).validate()
+
+
+def test_train_with_vote_train_split_runs(tiny_model_dir, tmp_path):
+    from llm.sampling import Batch
+    from llm.trainer import first_rows_per_group
+
+    ids = torch.arange(12).reshape(6, 2)
+    batch = Batch(ids, ids, ids, ids, [str(i) for i in range(6)])
+    kept = first_rows_per_group(batch, 3, 2)
+    assert kept.texts == ["0", "1", "3", "4"] and kept.completion_ids.shape == (4, 2)
+    summary = train(
+        TrainConfig(
+            model=str(tiny_model_dir), out=str(tmp_path / "v"), algorithm="ttrl", steps=1, prompts_per_step=1,
+            group_size=2, n_votes=4, max_new_tokens=8, progress=False, views=1,
+        )
+    )
+    assert summary["steps"] == 1

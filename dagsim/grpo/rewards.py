@@ -698,9 +698,9 @@ def _majority_consensus(views, counts, w, tau, r, no_answer=None):
     if no_answer is not None:
         pooled[:, no_answer] = -np.inf
     top = pooled.max(axis=-1, keepdims=True)  # (B, 1)
-    is_mode = (pooled >= top - MODE_TIE_ATOL) & (top > 0)  # (B, K); top = 0: no real answer anywhere
-    if no_answer is None:
-        is_mode = pooled >= top - MODE_TIE_ATOL
+    is_mode = pooled >= top - MODE_TIE_ATOL  # (B, K)
+    if no_answer is not None:
+        is_mode &= top > 0  # top = 0: no real answer in any view, no mode
     credit = is_mode / np.maximum(is_mode.sum(axis=-1, keepdims=True), 1)  # (B, K)
     return [r[ans] + tau * np.take_along_axis(credit, ans, axis=-1) for ans in views]
 
