@@ -344,3 +344,53 @@ def test_advantage_eps_option():
     a6, _ = advantages(g, scale="group", eps=1e-6)  # verl's ε
     assert a6[0, 0] > a4[0, 0]
     np.testing.assert_allclose(a6 * (g.std(ddof=1) + 1e-6), a4 * (g.std(ddof=1) + 1e-4), atol=ATOL)
+
+
+# ------------------------------------------------------------------------------ simulator
+def _dag_file(tmp_path):
+    from dagsim import dagio
+    from dagsim.generators import random_dag
+
+    reward = np.zeros(4)
+    reward[0] = 1.0
+    dag = random_dag(np.random.default_rng(0), 10, 4).with_reward(reward)
+    path = tmp_path / "a.json"
+    dagio.save(dag, path)
+    return dag, path
+
+
+def test_simulator_expected_mode_uses_the_exact_effective_reward_of_the_options(tmp_path):
+    from dagsim.grpo.simulator import SimulationConfig, _expected_rewards, prepare_prompt
+    from dagsim.marginals import answer_marginal
+
+    dag, _ = _dag_file(tmp_path)
+    label = dag.answers[3]
+    for algorithm, extra, want_kw in (
+        ("ttrl", {}, {}),
+        ("ttrl", dict(n_votes=8, no_answer_label=label), dict(n_votes=8, no_answer=3)),
+        ("ttrl", dict(tie_break="split", no_answer="pool", no_answer_label=label),
+         dict(tie_break="split", no_answer=3, no_answer_rule="pool")),
+        ("empo", dict(entropy_gate=True, no_answer="drop", no_answer_label=label),
+         dict(entropy_gate=True, no_answer=3, no_answer_rule="drop")),
+    ):
+        cfg = SimulationConfig(algorithm=algorithm, mode="expected", group_size=4, **extra)
+        cfg.validate()
+        state = prepare_prompt(dag, cfg)
+        nu = answer_marginal(dag)
+        got = _expected_rewards(state, nu[None, :], cfg, algorithm)[0]
+        want = effective_reward(algorithm, nu, 4, **want_kw)
+        np.testing.assert_allclose(got, want, atol=ATOL_PATHS, err_msg=f"{algorithm} {extra}")
+
+
+def test_simulate_cli_flags(tmp_path, capsys):
+    from dagsim.cli import main
+
+    dag, path = _dag_file(tmp_path)
+    common = ["simulate", str(path), "--algorithm", "ttrl", "--steps", "3", "--group-size", "4", "--json"]
+    assert main(common + ["--mode", "sampled", "--no-answer-label", dag.answers[1], "--tie-break", "split"]) == 0
+    assert main(common + ["--mode", "expected", "--n-votes", "8", "--advantage-eps", "1e-6",
+                          "--scale", "group"]) == 0
+    capsys.readouterr()
+    assert main(common + ["--mode", "sampled", "--n-votes", "8"]) == 2  # expected mode only
+    assert main(common + ["--mode", "expected", "--n-votes", "3"]) == 2  # fewer voters than G
+    assert "n_votes" in capsys.readouterr().err
