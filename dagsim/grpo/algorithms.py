@@ -35,10 +35,13 @@ class Algorithm:
 ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in [
     Algorithm("gt-grpo", "reward", ("reward",), "GRPO with the ground-truth task reward r(z)"),
     Algorithm("ttrl", "majority", ("majority",),
-              "TTRL: reward 1[z = majority of the group] (the game of Φ = max_z ν(z), τ = 1, no r)",
+              "TTRL: reward 1[z = majority of the group], as TTRL's code: ties to the first answer in sample "
+              "order (--tie-break split: 1/#modes), unparseable answers out of the vote (the game of "
+              "Φ = max_z ν(z), τ = 1, no r)",
               fixed_tau=1.0, group_objective="ttrl", label_free=True),
     Algorithm("empo", "collision", ("collision",),
-              "EMPO: reward = own answer's group frequency counting itself, E = 1/G + (G−1)p/G "
+              "EMPO: reward = own answer's group frequency counting itself, E = 1/G + (G−1)p/G, as EMPO's "
+              "verl code (an unparseable answer is a singleton, 1/G; --entropy-gate for its TRL reward) "
               "(the game of Φ = ½Σν², i.e. collision with τ = 1/2)", fixed_tau=0.5, group_objective="empo",
               label_free=True),
     Algorithm("diversity-grpo", "entropy", ("entropy", "gini", "tsallis"),
