@@ -427,8 +427,8 @@ def certified_marginal(
 ) -> CertifiedMarginal:
     """Certified intervals ``[m(z), m(z) + residual]`` on the answer marginal ν_π(z | prompt) (THEORY.md §1).
 
-    Enumerates completions of ``prompt`` (tokenized by :func:`llm.tokenizer.encode_prompt`, as the sampler does) best-first
-    by probability under ``softmax(logits / temperature)`` until the enumerated mass reaches ``mass``, the
+    Enumerates completions of ``prompt`` (tokenized by :func:`llm.tokenizer.encode_prompt`, as the sampler does)
+    best-first    by probability under ``softmax(logits / temperature)`` until the enumerated mass reaches ``mass``, the
     tree is exhausted, or ``budget_seconds`` / ``max_expansions`` is spent (checked before each forward pass,
     so the time budget can be exceeded by one batch; the prompt pass always runs unless the expansion budget
     is 0). ``device`` defaults to the model's; a different one is an error (the model is not moved).

@@ -136,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
         help="evaluate the base model on the held-out split afterwards (default: True)",
     )
 
-    s = sub.add_parser("sft", help="supervised fine-tuning on user data (JSONL or reasoning-gym), new or existing model")
+    s = sub.add_parser("sft", help="supervised fine-tuning on user data (JSONL or reasoning-gym), new or given model")
     add_dataclass_args(s, SFTConfig)
     add_dataclass_args(s, ModelConfig, prefix="model_")
     s.add_argument(

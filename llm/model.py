@@ -16,7 +16,6 @@ from pathlib import Path
 
 from dagsim.errors import ValidationError
 
-
 FAMILIES = ("llama", "qwen2")
 #: End-of-text tokens that also stop generation when the tokenizer has them (Qwen2 lists both ids).
 EXTRA_EOS_TOKENS = ("<|endoftext|>", "<|im_end|>")

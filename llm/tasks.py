@@ -441,13 +441,14 @@ def load_reasoning_gym(spec: str) -> list[Problem]:
     try:
         dataset = reasoning_gym.create_dataset(name, **kwargs)
     except Exception as exc:  # unknown task name or bad parameters: reasoning-gym raises various types
-        raise ValidationError(f"--data {spec}: reasoning-gym could not build it ({type(exc).__name__}: {exc})") from None
+        reason = f"{type(exc).__name__}: {exc}"
+        raise ValidationError(f"--data {spec}: reasoning-gym could not build it ({reason})") from None
     problems = []
     for i, entry in enumerate(dataset):
         row = {"question": entry["question"], "answer": str(entry["answer"])}
         problem = problem_from_row(row, f"{name}-{i}", f"{spec} entry {i}")
         if problem.answer is None:
-            raise ValidationError(f"{spec} entry {i}: answer {entry['answer']!r} is not a final answer the parser reads")
+            raise ValidationError(f"{spec} entry {i}: answer {entry['answer']!r} is not one the answer parser reads")
         problems.append(replace(problem, scorer=functools.partial(_score_entry, dataset, entry)))
     if not problems:
         raise ValidationError(f"{spec}: no problems")

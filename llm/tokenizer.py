@@ -65,6 +65,7 @@ def build_tokenizer(corpus: Iterable[str], vocab_size: int = 256):
         vocab_size=vocab_size + len(EXTRA_ALPHABET),
         special_tokens=[PAD, EOS, UNK],
         initial_alphabet=BASE_ALPHABET + EXTRA_ALPHABET + ["\u2581"],
+        show_progress=False,
     )
     tok.train_from_iterator(corpus, trainer)
     fast = PreTrainedTokenizerFast(
@@ -84,7 +85,7 @@ def build_bytelevel_tokenizer(corpus: Iterable[str], vocab_size: int = 512):
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     if vocab_size < 256 + len(specials):
-        raise ValidationError(f"vocab_size must be at least {256 + len(specials)} for a byte-level BPE, got {vocab_size}")
+        raise ValidationError(f"vocab_size must be >= {256 + len(specials)} for a byte-level BPE, got {vocab_size}")
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
@@ -92,7 +93,10 @@ def build_bytelevel_tokenizer(corpus: Iterable[str], vocab_size: int = 512):
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tok.train_from_iterator(corpus, trainer)
     return PreTrainedTokenizerFast(

@@ -244,7 +244,8 @@ def test_split_data_is_seeded_disjoint_and_complete():
 def test_reasoning_gym_spec_parsing():
     from llm.tasks import parse_reasoning_gym_spec
 
-    assert parse_reasoning_gym_spec("reasoning-gym:chain_sum?size=200&seed=1") == ("chain_sum", {"size": 200, "seed": 1})
+    spec = "reasoning-gym:chain_sum?size=200&seed=1"
+    assert parse_reasoning_gym_spec(spec) == ("chain_sum", {"size": 200, "seed": 1})
     assert parse_reasoning_gym_spec("reasoning-gym:basic_arithmetic") == ("basic_arithmetic", {})
     with pytest.raises(ValidationError, match="reasoning-gym:NAME"):
         parse_reasoning_gym_spec("reasoning-gym:?size=2")
@@ -317,7 +318,8 @@ GSM8K_STYLE_PROMPTS = [
     "Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. How much did she earn?",
     "Betty needs $100 (she has 1/2 of it). Her parents give $15; her grandparents give twice that [2 x 15]. "
     "What % is still missing?",
-    "A store sells pens at 3 for $1.50 \u2014 that\u2019s 20% off \u201cthe usual\u201d \u20ac2 price; 5 \u00d7 4 \u00f7 2 = ? "
+    "A store sells pens at 3 for $1.50 \u2014 that\u2019s 20% off \u201cthe usual\u201d \u20ac2 price; "
+    "5 \u00d7 4 \u00f7 2 = ? "
     "(answer in {dollars}) <about 10 & ~ 12> @ 9:30 am; x^2 | y_1 `code` \\ end\tok",
 ]
 
