@@ -98,7 +98,8 @@ def build_bytelevel_tokenizer(corpus: Iterable[str], vocab_size: int = 512):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(corpus, trainer)
+    roles = [f"{role}\n" for role in ("system", "user", "assistant")] * 50  # so the template's role lines merge
+    tok.train_from_iterator(list(corpus) + roles, trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         pad_token="<|endoftext|>",
