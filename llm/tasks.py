@@ -468,20 +468,34 @@ def load_data(spec: str, *, skip_bad_lines: bool = False) -> list[Problem]:
 
 def split_data(problems: list[Problem], eval_fraction: float, seed: int) -> tuple[list[Problem], list[Problem]]:
     """``(train, held_out)``: a seeded split of user data (the same one for ``sft``, ``train`` and ``evaluate``
-    given the same fraction and seed). ``eval_fraction = 0`` keeps everything for training."""
+    given the same fraction and seed). ``eval_fraction = 0`` keeps everything for training.
+
+    Problems with the same prompt (procedural generators repeat questions) always fall on the same side, so
+    the held-out part holds only questions never trained on: distinct prompts are shuffled with ``seed`` and
+    held out until ``round(eval_fraction * len(problems))`` problems (at least 1) are. Order is kept.
+    """
     if not 0.0 <= eval_fraction < 1.0:
         raise ValidationError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
     if eval_fraction == 0.0:
         return list(problems), []
-    order = np.random.default_rng(seed).permutation(len(problems))
+    groups: dict[tuple, list[int]] = {}
+    for i, p in enumerate(problems):
+        groups.setdefault((p.views, p.messages), []).append(i)
+    keys = list(groups)
+    order = np.random.default_rng(seed).permutation(len(keys))
     n_held = max(1, int(round(eval_fraction * len(problems))))
-    if n_held >= len(problems):
+    held_idx: set[int] = set()
+    for k in order:
+        if len(held_idx) >= n_held:
+            break
+        held_idx.update(groups[keys[int(k)]])
+    if len(held_idx) >= len(problems):
         raise ValidationError(
             f"eval_fraction={eval_fraction} leaves no training problem out of {len(problems)}"
         )
-    held = sorted(int(i) for i in order[:n_held])
-    keep = sorted(int(i) for i in order[n_held:])
-    return [problems[i] for i in keep], [problems[i] for i in held]
+    train = [p for i, p in enumerate(problems) if i not in held_idx]
+    held = [p for i, p in enumerate(problems) if i in held_idx]
+    return train, held
 
 
 def _plain_question(view: str) -> str:

@@ -229,7 +229,7 @@ def test_cli_reports_a_bad_data_line_and_exits_2(tmp_path, capsys):
 def test_split_data_is_seeded_disjoint_and_complete():
     from llm.tasks import split_data
 
-    problems = [Problem(f"p{i}", ("q",), str(i)) for i in range(50)]
+    problems = [Problem(f"p{i}", (f"q{i}",), str(i)) for i in range(50)]
     train, held = split_data(problems, 0.2, seed=3)
     assert len(held) == 10 and len(train) == 40
     assert {p.problem_id for p in train} | {p.problem_id for p in held} == {p.problem_id for p in problems}
@@ -239,6 +239,16 @@ def test_split_data_is_seeded_disjoint_and_complete():
     assert split_data(problems, 0.0, seed=3) == (problems, [])
     with pytest.raises(ValidationError, match="eval_fraction"):
         split_data(problems, 1.0, seed=0)
+    # Repeated questions (procedural generators repeat them) never straddle the split. Control: the
+    # repeated question does land in the held-out part for some seeds, whole.
+    repeated = problems + [Problem(f"r{i}", ("q7",), "7") for i in range(5)]
+    sides = set()
+    for seed in range(20):
+        tr, he = split_data(repeated, 0.2, seed)
+        in_train, in_held = sum(p.views == ("q7",) for p in tr), sum(p.views == ("q7",) for p in he)
+        assert in_train * in_held == 0 and in_train + in_held == 6
+        sides.add(in_held > 0)
+    assert sides == {True, False}
 
 
 def test_reasoning_gym_spec_parsing():
