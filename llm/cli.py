@@ -167,6 +167,12 @@ def _parser() -> argparse.ArgumentParser:
     add_dataclass_args(e, EvalConfig, prefix="eval_")
     _add_data_args(e, with_split=True)
 
+    xd = sub.add_parser("export-data", help="write the embedded task as GSM8K-style JSONL (worked solutions)")
+    xd.add_argument("--out", required=True, help="JSONL file to write")
+    xd.add_argument("--n", type=int, default=0, help="number of problems (default: 0 = all)")
+    xd.add_argument("--seed", type=int, default=0, help="seed of the choice and trace styles (default: 0)")
+    add_dataclass_args(xd, ArithmeticTaskConfig, prefix="task_")
+
     sub.add_parser("marginals", help="certified answer marginals by best-first enumeration "
                    "(dagsim llm marginals --help)", add_help=False)
     x = sub.add_parser("experiment", help="pretrain + every algorithm at matched compute; table and plots")
@@ -286,6 +292,14 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_export_data(args) -> int:
+    from llm.tasks import ArithmeticTaskConfig, export_jsonl
+
+    n = export_jsonl(build_dataclass(ArithmeticTaskConfig, args, prefix="task_"), args.out, n=args.n, seed=args.seed)
+    print(f"wrote {args.out} ({n} problems)")
+    return 0
+
+
 def _cmd_experiment(args) -> int:
     from llm.experiment import ExperimentConfig, run_experiment
 
@@ -302,6 +316,7 @@ COMMANDS = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "experiment": _cmd_experiment,
+    "export-data": _cmd_export_data,
 }
 
 

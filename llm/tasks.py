@@ -540,3 +540,22 @@ def task_rewards(problem: Problem, answer_strings, no_answer: str) -> np.ndarray
 
         return task_reward_vector(answer_strings, problem.answer)
     return np.array([0.0 if a == no_answer else float(problem.scorer(a)) for a in answer_strings])
+
+
+def export_jsonl(config: ArithmeticTaskConfig, path: str | Path, *, n: int = 0, seed: int = 0) -> int:
+    """Write the embedded task as GSM8K-style JSONL: one line per problem (view 0), its answer a correct
+    worked solution (a noise-free :func:`sample_trace`, random trace style) ending in ``#### N``.
+    ``n = 0``: every problem; else ``n`` of them, seeded. Returns the number of lines written (atomically)."""
+    from llm.model import atomic_write_text
+
+    rng = np.random.default_rng(seed)
+    problems = all_problems(config)
+    if n < 0 or n > len(problems):
+        raise ValidationError(f"n must be in 0..{len(problems)}, got {n}")
+    chosen = [problems[int(i)] for i in rng.permutation(len(problems))[: n or len(problems)]]
+    lines = []
+    for p in chosen:
+        completion, _ = sample_trace(p, 0, rng, step_noise=0.0)
+        lines.append(json.dumps({"question": _plain_question(p.views[0]), "answer": completion.strip()}))
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)

@@ -371,3 +371,18 @@ def test_answer_metrics_pinned_example():
     assert m["no_answer_rate"] == pytest.approx(5 / 12)
     assert plurality_correct([None, None, "5"], "5") == 0.0
     assert cross_view_agreement([["1", "1"], ["1", "2"], ["3"]]) == pytest.approx(0.5)
+
+
+def test_export_data_writes_correct_worked_solutions(tmp_path, capsys):
+    from llm.cli import main
+
+    out = tmp_path / "emb.jsonl"
+    assert main(["export-data", "--out", str(out), "--n", "40", "--seed", "2"]) == 0
+    assert "40 problems" in capsys.readouterr().out
+    problems = load_jsonl(out)
+    truth = {p.views[0]: p.answer for p in all_problems(ArithmeticTaskConfig(n_views=1))}
+    assert len(problems) == 40 and all(truth[p.views[0]] == p.answer for p in problems)
+    for p in problems:  # every step of the exported solution is correct arithmetic
+        for x, op, y, z in _eval_steps(p.target):
+            assert z == (x + y if op == "+" else x - y if op == "-" else x * y)
+    assert main(["export-data", "--out", str(out), "--n", "100000"]) == 2
