@@ -26,7 +26,8 @@ Conventions (the process :func:`llm.sampling.sample_completions` samples, so the
 - **Stops**: a completion ends at the first token in ``stop ids`` (the tokenizer's and the model's EOS, and
   ``stop_token_ids``), or at the first token after which its decoded text *contains* one of
   ``stop_strings``, or after ``max_new_tokens`` tokens. Its text is decoded with
-  ``skip_special_tokens=True`` (so EOS is not in it) and the answer is ``extract_answer(text)``; ``None``
+  ``skip_special_tokens=True`` (so EOS is not in it) and the answer is ``extract_answer(text)`` (any
+  :mod:`llm.answers` parser; the CLI's ``--answer-parser``, default per task); ``None``
   puts it in the :data:`~llm.answers.NO_ANSWER` bucket.
 - **Truncation**: a completion cut at ``max_new_tokens`` is a finished leaf of the sampling process (the
   sampler cuts it too): its answer is whatever the extractor reads in the cut text, usually ``None`` (the
@@ -717,6 +718,12 @@ def build_marginals_parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-new-tokens", type=int, default=64, help="completion length limit (tokens)")
     ap.add_argument("--batch-size", type=int, default=64, help="prefixes expanded per forward pass")
     ap.add_argument("--stop-string", action="append", default=[], help="extra stop string (repeatable)")
+    ap.add_argument(
+        "--answer-parser",
+        default="",
+        help="how final answers are read: '' = the task's default (marker for --task, full for --data) | full "
+        "| marker | module:function | path/to/file.py:function",
+    )
     ap.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when present)")
     ap.add_argument("--json", action="store_true", help='print {"prompts": [...]} as JSON')
     return ap
@@ -751,11 +758,12 @@ def main_marginals(argv: list[str]) -> int:
     """``dagsim llm marginals``: certified answer marginals for the first prompts of a task or data file."""
     args = build_marginals_parser().parse_args(argv)
     try:
-        from llm.answers import extract_answer
+        from llm.answers import resolve_answer_parser
         from llm.model import load_model
 
         if args.n_prompts < 1:
             raise ValidationError(f"--n-prompts must be >= 1, got {args.n_prompts}")
+        extract_answer = resolve_answer_parser(args.answer_parser, embedded_task=not args.data)
         model, tokenizer = load_model(args.model, device=args.device)
         results = []
         for i, prompt in enumerate(_prompts(args)):

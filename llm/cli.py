@@ -94,13 +94,20 @@ def _parser() -> argparse.ArgumentParser:
         default=True,
         help="evaluate the final model on the held-out split (default: True)",
     )
-    add_dataclass_args(t, EvalConfig, prefix="eval_")
+    add_dataclass_args(t, EvalConfig, prefix="eval_", skip=("answer_parser",))  # evaluation uses train's
 
     e = sub.add_parser("evaluate", help="held-out accuracy, maj@k, pass@k, answer entropy")
     e.add_argument("--model", required=True, help="local HF checkpoint directory")
     e.add_argument("--data", default="", help="GSM8K-style JSONL file (default: the embedded held-out split)")
     e.add_argument("--json", default="", help="also write the metrics to this JSON file")
-    add_dataclass_args(e, EvalConfig, prefix="eval_")
+    add_dataclass_args(e, EvalConfig, prefix="eval_", skip=("answer_parser",))
+    e.add_argument(
+        "--answer-parser",
+        dest="eval_answer_parser",
+        default="",
+        help="how final answers are read: '' = the task's default (marker for the embedded task, full for "
+        "--data) | full | marker | module:function | path/to/file.py:function (default: '')",
+    )
 
     sub.add_parser("marginals", help="certified answer marginals by best-first enumeration "
                    "(dagsim llm marginals --help)", add_help=False)
@@ -148,8 +155,11 @@ def _cmd_train(args) -> int:
     from llm.trainer import TrainConfig, train
 
     config = build_dataclass(TrainConfig, args)
-    eval_cfg = build_dataclass(EvalConfig, args, prefix="eval_")
+    eval_cfg = dataclasses.replace(
+        build_dataclass(EvalConfig, args, prefix="eval_"), answer_parser=config.answer_parser
+    )
     eval_cfg.validate()
+    config.validate()
     result = train(config)
     print(
         f"{'interrupted at' if result['interrupted'] else 'finished'} step {result['steps']} "

@@ -267,13 +267,14 @@ def sample_trace(
     return " " + " ".join(f"{x}{op}{y}={v}." for x, op, y, v in done) + f" {ANSWER_MARKER} {final}", final
 
 
-def load_jsonl(path: str | Path) -> list[Problem]:
+def load_jsonl(path: str | Path, *, answer_parser=None) -> list[Problem]:
     """Problems from a GSM8K-style JSONL file: one ``{"question": str, "answer": str}`` per line.
 
-    The ground truth is the number after the last ``####`` in ``answer`` (commas removed). A line without
-    it keeps ``answer=None`` (usable for label-free training, not for accuracy).
+    The ground truth is the key (:mod:`llm.answers`) of ``answer``'s final answer (``#### 1/2``, ``\\boxed{}``,
+    "the answer is", or a bare answer such as ``"-5"``), read by ``answer_parser`` when given. A line without
+    one keeps ``answer=None`` (usable for label-free training, not for accuracy).
     """
-    from llm.answers import extract_answer  # local import: answers depends on this module's marker only
+    from llm.answers import parse_ground_truth  # local import: answers depends on this module's marker only
 
     path = Path(path)
     if not path.is_file():
@@ -289,7 +290,7 @@ def load_jsonl(path: str | Path) -> list[Problem]:
                 raise ValidationError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
             if not isinstance(row, dict) or not isinstance(row.get("question"), str):
                 raise ValidationError(f"{path}:{lineno}: expected an object with a string 'question' field")
-            answer = extract_answer(str(row.get("answer", "")))
+            answer = parse_ground_truth(str(row.get("answer", "")), answer_parser)
             question = re.sub(r"\s+", " ", row["question"]).strip()
             problems.append(Problem(f"{path.stem}-{lineno}", (format_prompt(question),), answer))
     if not problems:
