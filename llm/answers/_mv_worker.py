@@ -79,8 +79,19 @@ def main() -> None:
             return {"r": "rational", "p": str(value.p), "q": str(value.q)}
         return {"r": "expr"}
 
-    def equal(a, b) -> bool:
-        return bool(verify(a, b, timeout_seconds=None)) or bool(verify(b, a, timeout_seconds=None))
+    verdicts: dict[tuple[str, str], bool] = {}
+
+    def equal(a: str, b: str) -> bool:
+        if (a, b) not in verdicts:
+            if len(verdicts) > 65536:
+                verdicts.clear()
+            x, y = parsed(a), parsed(b)
+            verdicts[(a, b)] = (
+                x is not None
+                and y is not None
+                and (bool(verify(x, y, timeout_seconds=None)) or bool(verify(y, x, timeout_seconds=None)))
+            )
+        return verdicts[(a, b)]
 
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
@@ -90,22 +101,22 @@ def main() -> None:
             if req["op"] == "parse":
                 out.update(_bounded(req["t"], classify, req["s"]))
             elif req["op"] == "cluster":
-                reps: list[object] = []
+                reps: list[str] = []
                 classes = []
                 for item in req["items"]:
                     deadline = time.monotonic() + req["t"]
                     try:
-                        expr = _bounded(req["t"], parsed, item)
+                        _bounded(req["t"], parsed, item)
                         cls = None
                         for k, rep in enumerate(reps):
                             left = deadline - time.monotonic()
                             if left <= 0:
                                 raise _Deadline
-                            if expr is not None and rep is not None and _bounded(left, equal, rep, expr):
+                            if _bounded(left, equal, rep, item):
                                 cls = k
                                 break
                         if cls is None:
-                            reps.append(expr)
+                            reps.append(item)
                             cls = len(reps) - 1
                     except _Deadline:
                         cls = -1

@@ -45,7 +45,7 @@ _UNIT = (
     r"(?:\s*(?:\\%|%|°|\^\s*\{?\\circ\}?|\\circ|\\text\s*\{[^{}]*\}|\\mathrm\s*\{[^{}]*\}|\\mbox\s*\{[^{}]*\}"
     r"|\\,|\\;|\\!|\\quad|\\ |\$|\\\)|\\\]|\*\*|\}))*"
 )
-_TAIL_OK = re.compile(_UNIT + r"(?:\s*$|\s*[.;:!?](?!\d)|\s*,(?!\s*\d)|\s+(?=[A-Za-z]))")
+_TAIL_OK = re.compile(_UNIT + r"(?:\s*$|\s*[.;:?](?!\d)|\s*,(?!\s*\d)|\s+(?=[A-Za-z]))")
 
 
 def number_key(value: Fraction) -> str:

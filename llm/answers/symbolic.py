@@ -83,8 +83,9 @@ class Oracle:
     Thread safe (one lock); never raises on answers; counts timeouts (:attr:`timeouts`) and worker restarts.
     """
 
-    def __init__(self, timeout_seconds: float = TIMEOUT_SECONDS):
+    def __init__(self, timeout_seconds: float = TIMEOUT_SECONDS, worker: str | Path = _WORKER):
         self.timeout_seconds = timeout_seconds
+        self.worker = str(worker)
         self.timeouts = 0
         self.restarts = 0
         self.available: bool | None = None  # None: not tried yet
@@ -99,7 +100,7 @@ class Oracle:
         env = dict(os.environ, PYTHONWARNINGS="ignore")
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-u", str(_WORKER)],
+                [sys.executable, "-u", self.worker],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
