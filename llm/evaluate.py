@@ -193,7 +193,8 @@ def evaluate(
             greedy=True,
         )
         greedy.extend(
-            canonical_group([parser(t)], truth, cluster=cluster)[0] for t, truth in zip(g.texts, truths_here, strict=True)
+            canonical_group([parser(t)], truth, cluster=cluster)[0]
+            for t, truth in zip(g.texts, truths_here, strict=True)
         )
     truths = [problems[i].answer for i, _ in prompts]
     metrics = answer_metrics(sampled, greedy, truths)

@@ -7,13 +7,13 @@ Every part of ``llm`` (trainer scoring, evaluation, certified marginals, theory-
 answers different keys, and no final answer gives ``None``. Numbers take the fast path of
 :mod:`llm.answers.numeric` (pure Python, exact, via :class:`fractions.Fraction`): integers ``"42"``,
 terminating decimals ``"0.5"`` (so ``0.5``, ``1/2``, ``\\frac{1}{2}``, ``\\dfrac12`` share it), other rationals
-``"p/q"``; thousands separators (``1,000``, ``1{,}000``, thin spaces), Unicode minus, ``$``/units/percent
-around a number and trailing punctuation are read through. A non-numeric answer (``\\sqrt{2}``,
-``\\frac{\\pi}{2}``, ``(1, 2]``) is keyed by its normalized LaTeX (:func:`llm.answers.symbolic.normalize_latex`);
-one that math-verify evaluates to a rational number (``\\sqrt{4}``, ``2^{10}``, ``x = -3``) gets that number's
-key. Equal-but-differently-written symbolic keys (``\\sqrt{18}`` vs ``3\\sqrt{2}``) are merged per problem by
-:func:`index_answers`, which clusters a group's *distinct* non-numeric keys by math-verify's ``verify``
-(numeric keys go by hashing, O(G)).
+``"p/q"``; an interval with numeric end points ``"(1,2]"`` (end points keyed so); thousands separators
+(``1,000``, ``1{,}000``, thin spaces), Unicode minus, ``$``/units/percent around a number and trailing
+punctuation are read through. A non-numeric answer (``\\sqrt{2}``, ``\\frac{\\pi}{2}``, ``x^2+1``) is keyed by
+its normalized LaTeX (:func:`llm.answers.symbolic.normalize_latex`); one that math-verify evaluates to a
+rational number (``\\sqrt{4}``, ``2^{10}``, ``x = -3``) gets that number's key. Equal-but-differently-written
+symbolic keys (``\\sqrt{18}`` vs ``3\\sqrt{2}``) are merged per problem by :func:`index_answers`, which
+clusters a group's *distinct* non-numeric keys by math-verify's ``verify`` (numeric keys go by hashing, O(G)).
 
 **Where** (:mod:`llm.answers.locate`): run-on text is cut at stop strings and at a new ``Q:``/``Question:``;
 after ``</think>`` first; then the last ``\\boxed{}``, else the last ``#### ...``, else the last "the answer is
@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from llm.answers.locate import LOCATORS, cut_run_on, final_answer_span
-from llm.answers.numeric import canonicalize_number, is_numeric_key, number_key, span_number_key
+from llm.answers.numeric import canonicalize_number, interval_key, is_exact_key, number_key, span_number_key
 from llm.answers.symbolic import ORACLE, WORD_KEY, normalize_latex
 
 NO_ANSWER = "<no answer>"
@@ -55,7 +55,7 @@ def parse_span(span: str, *, symbolic: bool = True, allow_prose: bool = False) -
     latex = normalize_latex(span, allow_prose=allow_prose)
     if latex is None:
         return None
-    key = span_number_key(latex)  # "x = -3", "\left( 5 \right)" after normalization
+    key = span_number_key(latex) or interval_key(latex)  # "x = -3"; "(1, 2]" after normalization
     if key is not None:
         return key
     if WORD_KEY.fullmatch(latex):  # "yes", "B": a word is its own key
@@ -117,7 +117,7 @@ def answer_timeouts() -> int:
 
 
 def _symbolic(key: str) -> bool:
-    return key != NO_ANSWER and not is_numeric_key(key) and WORD_KEY.fullmatch(key) is None
+    return key != NO_ANSWER and not is_exact_key(key) and WORD_KEY.fullmatch(key) is None
 
 
 def index_answers(

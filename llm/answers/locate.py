@@ -26,9 +26,9 @@ from collections.abc import Sequence
 LOCATORS = ("boxed", "marker", "answer_is")
 END_MARKERS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "</s>")
 _NEW_QUESTION = re.compile(r"(?:^|\n|(?<=[.!?)\s]))[ \t]*(?:Q|Question|Problem|Human|User)[ \t]*\d*[ \t]*:", re.M)
-_ANSWER_IS = re.compile(
-    r"(?i)(?:\b(?:final\s+)?answer\s*(?:\*\*)?\s*(?:is\b\s*:?|:|：)|\bfinal\s+answer\s*(?:\*\*)?\s*(?=\n))[ \t*]*"
-)
+_ANSWER_AT = re.compile(r"(?i)answer\s*(?:\*\*)?\s*(?:is\b\s*:?|:|：)[ \t*]*")
+_FINAL_HEADING_AT = re.compile(r"(?i)answer\s*(?:\*\*)?[ \t]*(?=\n)")
+_FINAL_BEFORE = re.compile(r"(?i)final\s+$")
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)|;|\n")
 
 
@@ -80,13 +80,26 @@ def _marker(text: str) -> str | None:
     return rest.split("\n", 1)[0]
 
 
+def _last_answer_phrase(text: str) -> int | None:
+    """End of the last "answer is" / "answer:" / "final answer" heading phrase, scanning back by ``rfind``."""
+    low = text.lower()
+    pos = low.rfind("answer")
+    while pos >= 0:
+        if pos == 0 or not low[pos - 1].isalnum():
+            m = _ANSWER_AT.match(text, pos)
+            if m is None and _FINAL_BEFORE.search(text, max(0, pos - 12), pos):
+                m = _FINAL_HEADING_AT.match(text, pos)
+            if m is not None:
+                return m.end()
+        pos = low.rfind("answer", 0, pos)
+    return None
+
+
 def _answer_is(text: str) -> str | None:
-    last = None
-    for last in _ANSWER_IS.finditer(text):  # noqa: B007 - the last match
-        pass
-    if last is None:
+    end = _last_answer_phrase(text)
+    if end is None:
         return None
-    rest = text[last.end() :]
+    rest = text[end:]
     line = rest.split("\n", 1)
     if not line[0].strip() and len(line) > 1:  # "**Final Answer**\n$5$"
         rest = line[1].lstrip()

@@ -113,10 +113,26 @@ def leading_number(span: str) -> tuple[Fraction | None, bool]:
     return value, _TAIL_OK.match(s, m.end()) is not None
 
 
+_SIMPLE = re.compile(r"\s*(-?)(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?\s*\.?\s*")
+
+
+def _simple_key(m: re.Match) -> str:
+    """:func:`number_key` of a plain decimal ``-1,234.50`` without building a Fraction (same result)."""
+    sign, whole, frac = m.groups()
+    whole = str(int(whole.replace(",", "")))
+    frac = (frac or "").rstrip("0")
+    if whole == "0" and not frac:
+        return "0"
+    return f"{sign}{whole}.{frac}" if frac else f"{sign}{whole}"
+
+
 def span_number_key(span: str) -> str | None:
     """Numeric key of ``span`` when it is a plain number (see :func:`leading_number`), else ``None``."""
-    if span.isdigit():  # the common case, kept cheap
+    if span.isdigit():  # the common cases, kept cheap
         return str(int(span))
+    m = _SIMPLE.fullmatch(span)
+    if m is not None:
+        return _simple_key(m)
     value, plain = leading_number(span)
     return number_key(value) if plain and value is not None else None
 
@@ -137,8 +153,34 @@ def canonicalize_number(text: str) -> str | None:
 
 
 NUMERIC_KEY = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
+_END = r"-?\\infty|-?\d[^,]*|-?\.\d[^,]*|-?\\frac[^,]*|-?\\[dt]frac[^,]*"
+_INTERVAL = re.compile(rf"\s*(?:\\left)?\s*([(\[])\s*({_END})\s*,\s*({_END})\s*(?:\\right)?\s*([)\]])\s*")
+INTERVAL_KEY = re.compile(r"[(\[](?:-?oo|-?\d+(?:\.\d+)?(?:/\d+)?),(?:-?oo|-?\d+(?:\.\d+)?(?:/\d+)?)[)\]]")
+"""Keys of intervals (or pairs) with numeric end points, ``(1,2]``, ``[-oo,0.5)``: exact, compared as strings."""
+
+
+def interval_key(span: str) -> str | None:
+    """``(a, b]``-style span with numeric (or ``\\infty``) end points -> ``"(a,b]"`` of their keys, else None."""
+    m = _INTERVAL.fullmatch(span)
+    if m is None:
+        return None
+    ends = []
+    for end in (m.group(2), m.group(3)):
+        if end.endswith("\\infty"):
+            ends.append("-oo" if end.startswith("-") else "oo")
+            continue
+        key = span_number_key(end)
+        if key is None:
+            return None
+        ends.append(key)
+    return f"{m.group(1)}{ends[0]},{ends[1]}{m.group(4)}"
 
 
 def is_numeric_key(key: str) -> bool:
     """True for keys made by :func:`number_key` (so they compare by string equality, no oracle needed)."""
     return NUMERIC_KEY.fullmatch(key) is not None
+
+
+def is_exact_key(key: str) -> bool:
+    """Numeric and numeric-interval keys: equal numbers <=> equal strings, no oracle needed."""
+    return NUMERIC_KEY.fullmatch(key) is not None or INTERVAL_KEY.fullmatch(key) is not None

@@ -203,6 +203,14 @@ class Oracle:
             self.timeouts += out[0] == "timeout"
             return out
 
+    def cpu_seconds(self) -> float:
+        """CPU time the worker has used (0 when none runs): benchmarks add it to the caller's own."""
+        with self._lock:
+            if self._proc is None:
+                return 0.0
+            reply = self._request({"op": "stats"}, STARTUP_SECONDS)
+            return float(reply.get("cpu_seconds", 0.0)) if reply else 0.0
+
     def cluster(self, items: list[str]) -> list[int]:
         """Class index of each distinct normalized answer (-1 = timed out, counted)."""
         if len(items) <= 1:
