@@ -662,9 +662,14 @@ class _BestFirstSearch:
             )
         covered = min(1.0, covered)
         residual = max(0.0, 1.0 - covered, frontier)  # = CertifiedMarginal.residual
+        finished = self.finished
+        if getattr(self.extract_answer, "clusters", False) and len(finished) > 1:
+            from llm.answers import merge_equivalent
+
+            finished = merge_equivalent(finished)  # symbolic answers: one label per equivalence class
         bounds = {
             label: (m, min(1.0, m + residual))
-            for label, m in sorted(self.finished.items(), key=lambda kv: (-kv[1], kv[0]))
+            for label, m in sorted(finished.items(), key=lambda kv: (-kv[1], kv[0]))
         }
         if stopped_by not in STOPPED_BY:
             raise RuntimeError(f"unknown stop reason {stopped_by!r}")

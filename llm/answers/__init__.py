@@ -94,9 +94,23 @@ MARKER_PARSER = AnswerParser(name="marker", locators=("marker",), symbolic=False
 BUILTIN_PARSERS = {"full": FULL_PARSER, "marker": MARKER_PARSER}
 
 
-def extract_answer(completion: str, *, parser: Callable[[str], str | None] | None = None) -> str | None:
-    """Canonical answer key of ``completion`` (``None``: the no-answer bucket); full locator by default."""
-    return (parser or FULL_PARSER)(completion)
+def extract_answer(
+    completion: str, *, parser: Callable[[str], str | None] | None = None, stop_strings: Sequence[str] = ()
+) -> str | None:
+    """Canonical answer key of ``completion`` (``None``: the no-answer bucket); full locator by default.
+
+    ``stop_strings`` (built-in parsers only) end the completion before its answer is located."""
+    parser = parser or FULL_PARSER
+    if stop_strings and isinstance(parser, AnswerParser):
+        parser = with_stop_strings(parser, stop_strings)
+    return parser(completion)
+
+
+def with_stop_strings(parser: AnswerParser, stop_strings: Sequence[str]) -> AnswerParser:
+    """``parser`` that also cuts completions at ``stop_strings`` (e.g. the sampler's ``--stop-string``)."""
+    import dataclasses
+
+    return dataclasses.replace(parser, stop_strings=(*parser.stop_strings, *stop_strings))
 
 
 def parse_ground_truth(text: str, parser: Callable[[str], str | None] | None = None) -> str | None:
@@ -179,6 +193,18 @@ def canonical_group(
     hit = task_reward_vector(strings, truth, cluster=cluster) if truth is not None else np.zeros(len(strings))
     labels = [truth if h else (None if s == NO_ANSWER else s) for s, h in zip(strings, hit, strict=True)]
     return [labels[i] for i in idx]
+
+
+def merge_equivalent(masses: dict[str, float]) -> dict[str, float]:
+    """Sum the masses of equivalent answer labels (one problem's symbolic classes, :func:`index_answers`); each
+    class keeps its first label. Used by certified marginals, whose answers are enumerated leaf by leaf."""
+    import math
+
+    (idx,), strings = index_answers([list(masses)])
+    parts: dict[str, list[float]] = {}
+    for key, i in zip(masses, idx, strict=True):
+        parts.setdefault(strings[i], []).append(masses[key])
+    return {label: math.fsum(v) for label, v in parts.items()}
 
 
 # ------------------------------------------------------------------------------------- user parsers
@@ -269,6 +295,8 @@ __all__ = [
     "index_answers",
     "task_reward_vector",
     "canonical_group",
+    "merge_equivalent",
+    "with_stop_strings",
     "answer_timeouts",
     "resolve_answer_parser",
     "parser_clusters",

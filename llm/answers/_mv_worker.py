@@ -36,6 +36,8 @@ def _on_alarm(signum, frame):
 
 
 def _bounded(seconds: float, fn, *args):
+    if not hasattr(signal, "setitimer"):  # no interval timers (Windows): the parent's deadline alone bounds it
+        return fn(*args)
     signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3))
     try:
         return fn(*args)
@@ -62,7 +64,8 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - report why, the parent falls back to string keys
         print(json.dumps({"ready": False, "error": f"{type(exc).__name__}: {exc}"}), flush=True)
         return
-    signal.signal(signal.SIGALRM, _on_alarm)
+    if hasattr(signal, "SIGALRM"):
+        signal.signal(signal.SIGALRM, _on_alarm)
     config = [LatexExtractionConfig()]
     cache: dict[str, object] = {}
 

@@ -93,6 +93,7 @@ class Oracle:
         self._proc: subprocess.Popen | None = None
         self._lines: queue.Queue | None = None
         self._next_id = 0
+        self._pid = os.getpid()
         self._parse_cache: dict[str, tuple[str, str | None]] = {}
 
     # --- process management
@@ -149,6 +150,8 @@ class Oracle:
 
     def _request(self, payload: dict, seconds: float) -> dict | None:
         """Send one request and wait ``seconds``; ``None`` (worker killed) when no reply comes in time."""
+        if self._pid != os.getpid():  # a forked child: the worker and its pipes belong to the parent
+            self._proc, self._lines, self._pid = None, None, os.getpid()
         if self._proc is None or self._proc.poll() is not None:
             if self.available is False or not self._start():
                 return None
