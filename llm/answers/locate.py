@@ -35,11 +35,14 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s|$)|;|\n")
 def cut_run_on(text: str, stop_strings: Sequence[str] = ()) -> str:
     """``text`` up to its first stop string or new question (see the module docstring)."""
     end = len(text)
-    for stop in (*stop_strings, *END_MARKERS):
+    stops = (*stop_strings, *END_MARKERS) if ("<|" in text or "</s>" in text) else stop_strings
+    for stop in stops:
         if stop:
             i = text.find(stop)
             if 0 <= i < end:
                 end = i
+    if ":" not in text:  # every new-question marker ends in a colon
+        return text[:end]
     m = _NEW_QUESTION.search(text, 0, end)
     while m is not None and not text[: m.start()].strip():  # a question marker at the very start: not a cut
         m = _NEW_QUESTION.search(text, m.end(), end)
