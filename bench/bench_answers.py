@@ -140,7 +140,7 @@ def symbolic_group(r: int) -> list[str]:
 
 
 def bench_symbolic(repeats: int) -> dict:
-    from llm.answers import extract_answer, index_answers
+    from llm.answers import extract_answer, extract_answers, index_answers
     from llm.answers.symbolic import ORACLE
 
     parse, verify = _mv()
@@ -149,7 +149,7 @@ def bench_symbolic(repeats: int) -> dict:
     for r in range(repeats):
         group = symbolic_group(r)
         c0, w0 = time.process_time() + ORACLE.cpu_seconds(), time.perf_counter()
-        (idx,), strings = index_answers([[extract_answer(t) for t in group]])
+        (idx,), strings = index_answers([extract_answers(group)])  # as score_groups does
         ours.append(time.perf_counter() - w0)
         ours_cpu.append(time.process_time() + ORACLE.cpu_seconds() - c0)
         n_classes.add(len(strings))

@@ -23,7 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from dagsim.errors import ValidationError
-from llm.answers import NO_ANSWER, answer_timeouts, canonical_group, parser_clusters, resolve_answer_parser
+from llm.answers import (
+    NO_ANSWER,
+    answer_timeouts,
+    canonical_group,
+    extract_answers,
+    parser_clusters,
+    resolve_answer_parser,
+)
 from llm.tasks import Problem
 
 
@@ -176,7 +183,7 @@ def evaluate(
             max_new_tokens=config.max_new_tokens,
             generator=generator,
         )
-        answers = [parser(t) for t in batch.texts]
+        answers = extract_answers(batch.texts, parser=parser)
         truths_here = [problems[i].answer for i, _ in prompts[start : start + config.batch_prompts]]
         sampled.extend(
             canonical_group(answers[j * config.k : (j + 1) * config.k], truths_here[j], cluster=cluster)
@@ -193,8 +200,8 @@ def evaluate(
             greedy=True,
         )
         greedy.extend(
-            canonical_group([parser(t)], truth, cluster=cluster)[0]
-            for t, truth in zip(g.texts, truths_here, strict=True)
+            canonical_group([key], truth, cluster=cluster)[0]
+            for key, truth in zip(extract_answers(g.texts, parser=parser), truths_here, strict=True)
         )
     truths = [problems[i].answer for i, _ in prompts]
     metrics = answer_metrics(sampled, greedy, truths)

@@ -32,6 +32,7 @@ from dagsim.errors import ValidationError
 from llm.answers import (
     NO_ANSWER,
     answer_timeouts,
+    extract_answers,
     index_answers,
     parser_clusters,
     resolve_answer_parser,
@@ -263,7 +264,7 @@ def score_groups(
     parser = config.parser(answer_parser)
     cluster = parser_clusters(parser)
     timeouts_before = answer_timeouts()
-    answers = [parser(t) for t in texts]
+    answers = extract_answers(texts, parser=parser)
     rewards_rows, majority_ok, agree, h_mass, entropies, majority_ratio = [], [], [], [], [], []
     correct: list[float] = []
     for p, problem in enumerate(problems):

@@ -365,3 +365,20 @@ def test_cli_flags_take_an_answer_parser(tmp_path, capsys):
     assert build_parser().parse_args(["--answer-parser", "full"]).answer_parser == "full"
     code = main(["train", "--answer-parser", "no_such_module_xyz:f", "--out", str(tmp_path / "run")])
     assert code == 2 and "--answer-parser" in capsys.readouterr().err
+
+
+def test_batched_extraction_equals_one_by_one(keys):
+    from llm.answers import extract_answers
+
+    assert extract_answers(TEXTS) == keys
+    assert extract_answers([r"\boxed{\sqrt{11}}", r"\boxed{\sqrt{11}}", "#### 4", r"\boxed{2^{5}}"]) == [
+        r"\sqrt{11}", r"\sqrt{11}", "4", "32"]
+
+
+def test_a_timeout_inside_a_batch_is_counted_per_completion(short_timeout):
+    from llm.answers import extract_answers
+
+    before = answer_timeouts()
+    bad = r"\boxed{10^{10^{9}} \cdot 3}"
+    out = extract_answers([bad, r"\boxed{\sqrt{13}}", bad])
+    assert out == [None, r"\sqrt{13}", None] and answer_timeouts() == before + 2

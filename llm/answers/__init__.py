@@ -47,21 +47,31 @@ from llm.answers.symbolic import ORACLE, WORD_KEY, normalize_latex
 NO_ANSWER = "<no answer>"
 
 
-def parse_span(span: str, *, symbolic: bool = True, allow_prose: bool = False) -> str | None:
-    """Key of one located answer span: the numeric fast path, else (``symbolic``) math-verify; else None."""
+def _prekey(span: str, symbolic: bool, allow_prose: bool) -> tuple[str | None, str | None]:
+    """``(key, None)`` when no oracle is needed, else ``(None, latex)`` for math-verify to decide."""
     key = span_number_key(span)
     if key is not None or not symbolic:
-        return key
+        return key, None
     latex = normalize_latex(span, allow_prose=allow_prose)
     if latex is None:
-        return None
+        return None, None
     key = span_number_key(latex) or interval_key(latex)  # "x = -3"; "(1, 2]" after normalization
     if key is not None:
-        return key
+        return key, None
     if WORD_KEY.fullmatch(latex):  # "yes", "B": a word is its own key
-        return latex
-    kind, value = ORACLE.parse(latex)
+        return latex, None
+    return None, latex
+
+
+def _oracle_key(result: tuple[str, str | None]) -> str | None:
+    kind, value = result
     return value if kind in ("rational", "expr") else None
+
+
+def parse_span(span: str, *, symbolic: bool = True, allow_prose: bool = False) -> str | None:
+    """Key of one located answer span: the numeric fast path, else (``symbolic``) math-verify; else None."""
+    key, latex = _prekey(span, symbolic, allow_prose)
+    return key if latex is None else _oracle_key(ORACLE.parse(latex))
 
 
 @dataclass(frozen=True)
@@ -77,11 +87,16 @@ class AnswerParser:
     """Extra strings that end a completion before its answer is located."""
 
     def __call__(self, text: str) -> str | None:
+        key, latex = self.prekey(text)
+        return key if latex is None else _oracle_key(ORACLE.parse(latex))
+
+    def prekey(self, text: str) -> tuple[str | None, str | None]:
+        """``(key, None)`` decided without math-verify, or ``(None, latex)`` still to be parsed by it."""
         found = final_answer_span(text, self.locators, self.stop_strings)
         if found is None:
-            return None
+            return None, None
         locator, span = found
-        return parse_span(span, symbolic=self.symbolic, allow_prose=locator == "boxed")
+        return _prekey(span, self.symbolic, locator == "boxed")
 
     @property
     def clusters(self) -> bool:
@@ -104,6 +119,22 @@ def extract_answer(
     if stop_strings and isinstance(parser, AnswerParser):
         parser = with_stop_strings(parser, stop_strings)
     return parser(completion)
+
+
+def extract_answers(
+    completions: Sequence[str], *, parser: Callable[[str], str | None] | None = None
+) -> list[str | None]:
+    """``[extract_answer(c, parser=parser) for c in completions]``, with one math-verify request for all the
+    distinct symbolic answers of a built-in parser (what the trainer and evaluation call per batch)."""
+    parser = parser or FULL_PARSER
+    if not isinstance(parser, AnswerParser):
+        return [parser(c) for c in completions]
+    pre = [parser.prekey(c) for c in completions]
+    pending = [latex for _, latex in pre if latex is not None]  # repeats kept: timeouts count per completion
+    if not pending:
+        return [key for key, _ in pre]
+    resolved = iter(ORACLE.parse_many(pending))
+    return [key if latex is None else _oracle_key(next(resolved)) for key, latex in pre]
 
 
 def with_stop_strings(parser: AnswerParser, stop_strings: Sequence[str]) -> AnswerParser:
@@ -288,6 +319,7 @@ __all__ = [
     "FULL_PARSER",
     "MARKER_PARSER",
     "extract_answer",
+    "extract_answers",
     "parse_ground_truth",
     "parse_span",
     "canonicalize_number",

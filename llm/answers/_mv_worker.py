@@ -7,6 +7,7 @@ integer power). It imports nothing from ``llm`` so that it starts from the file'
 
 Requests: ``{"id", "op": "parse", "s": LATEX, "t": SECONDS}`` -> ``{"id", "r": "rational", "p", "q"}`` |
 ``{"id", "r": "expr"}`` | ``{"id", "r": "none"}`` | ``{"id", "r": "timeout"}``;
+``{"id", "op": "parse_many", "items": [LATEX, ...], "t"}`` -> ``{"id", "results": [parse reply, ...]}``;
 ``{"id", "op": "cluster", "items": [LATEX, ...], "t": SECONDS}`` -> ``{"id", "classes": [int, ...]}`` (class
 -1 = timed out); ``{"id", "op": "stats"}`` -> ``{"id", "cpu_seconds"}``. Clusters are built greedily: an item
 joins the first class whose representative it is verified equal to (pairs whose numeric fingerprints differ
@@ -159,6 +160,16 @@ def main() -> None:
                 out["cpu_seconds"] = time.process_time()
             elif req["op"] == "parse":
                 out.update(_bounded(req["t"], classify, req["s"]))
+            elif req["op"] == "parse_many":
+                results = []
+                for item in req["items"]:
+                    try:
+                        results.append(_bounded(req["t"], classify, item))
+                    except _Deadline:
+                        results.append({"r": "timeout"})
+                    except Exception:  # noqa: BLE001 - one bad answer is "no answer"
+                        results.append({"r": "none"})
+                out["results"] = results
             elif req["op"] == "cluster":
                 reps: list[str] = []
                 classes = []

@@ -206,6 +206,33 @@ class Oracle:
             self.timeouts += out[0] == "timeout"
             return out
 
+    def parse_many(self, items: list[str]) -> list[tuple[str, str | None]]:
+        """:meth:`parse` of every item, the uncached ones in one request (each still bounded on its own: if the
+        batch does not come back in time, the items are retried one by one so only the culprit times out)."""
+        from llm.answers.numeric import number_key
+
+        if len(self._parse_cache) > 100_000:
+            self._parse_cache.clear()
+        todo = [s for s in dict.fromkeys(items) if s not in self._parse_cache]
+        if len(todo) > 1 and self.available is not False:
+            with self._lock:
+                reply = self._request({"op": "parse_many", "items": todo, "t": self.timeout_seconds},
+                                      len(todo) * self.timeout_seconds + KILL_GRACE_SECONDS)
+            results = reply.get("results") if reply else None
+            if results is not None and len(results) == len(todo):
+                for latex, r in zip(todo, results, strict=True):
+                    kind = r.get("r", "none")
+                    if kind == "rational":
+                        self._parse_cache[latex] = ("rational", number_key(Fraction(int(r["p"]), int(r["q"]))))
+                    elif kind in ("expr", "timeout"):
+                        self._parse_cache[latex] = (kind, latex if kind == "expr" else None)
+                    else:
+                        self._parse_cache[latex] = ("none", None)
+                out = [self._parse_cache[s] for s in items]
+                self.timeouts += sum(h[0] == "timeout" for h in out)  # each completion counts, as in parse()
+                return out
+        return [self.parse(s) for s in items]
+
     def cpu_seconds(self) -> float:
         """CPU time the worker has used (0 when none runs): benchmarks add it to the caller's own."""
         with self._lock:
