@@ -19,6 +19,7 @@ uninterrupted run (same model/optimizer/RNG states => same samples and updates).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -28,7 +29,14 @@ import numpy as np
 import torch
 
 from dagsim.errors import ValidationError
-from llm.answers import NO_ANSWER, extract_answer, index_answers
+from llm.answers import (
+    NO_ANSWER,
+    answer_timeouts,
+    extract_answers,
+    index_answers,
+    parser_clusters,
+    resolve_answer_parser,
+)
 from llm.model import atomic_directory, atomic_write_text, default_device, load_model
 from llm.rewards import (
     ALGORITHMS,
@@ -144,6 +152,11 @@ class TrainConfig:
     """--data only: seed of the held-out split (sft/train/evaluate agree given the same fraction and seed)."""
     skip_bad_lines: bool = False
     """--data only: skip (and count) lines whose answer cannot be parsed instead of failing."""
+    # --- answer layer (issue 13 §1)
+    answer_parser: str = ""
+    """How final answers are read: '' = the task's default (marker: '#### N' numbers, for the embedded task;
+    full: last \\boxed{}, then '####', then 'the answer is', with math-verify for symbolic answers, for --data)
+    | full | marker | module:function | path/to/file.py:function (a str -> str | None callable)."""
 
     def validate(self) -> None:
         get_algorithm(self.algorithm)
@@ -181,6 +194,12 @@ class TrainConfig:
                 raise ValidationError(f"train.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not 0.0 <= self.constraint_cap <= 1.0:
             raise ValidationError(f"train.constraint_cap must be in [0, 1], got {self.constraint_cap}")
+        self.parser()  # fails fast on a bad --answer-parser
+
+    def parser(self, answer_parser=None):
+        """The answer parser of this run: ``answer_parser`` (a callable) if given, else ``answer_parser`` the
+        field, else the task's default (``####`` numbers for the embedded task, the full locator for data)."""
+        return answer_parser or _resolve_parser(self.answer_parser, not self.data)
 
     @property
     def reward_settings(self) -> RewardSettings:
@@ -191,13 +210,22 @@ class TrainConfig:
 # ----------------------------------------------------------------------------------------------- data
 
 
+@functools.lru_cache(maxsize=16)
+def _resolve_parser(spec: str, embedded_task: bool):
+    return resolve_answer_parser(spec, embedded_task=embedded_task, flag="--answer-parser (train.answer_parser)")
+
+
 def load_training_problems(config: TrainConfig) -> tuple[list[Problem], list[Problem]]:
     """``(train, held_out)``: the embedded task's split (config in MODEL/task.json), or ``--data`` split by
     ``eval_fraction``/``split_seed`` (:func:`llm.tasks.split_data`); prompts formatted for the model's tokenizer
     (chat template: :func:`llm.tasks.apply_prompt_format`)."""
     if config.data:
         train, held = split_data(
-            load_data(config.data, skip_bad_lines=config.skip_bad_lines), config.eval_fraction, config.split_seed
+            load_data(
+                config.data,
+                skip_bad_lines=config.skip_bad_lines,
+                answer_parser=config.parser() if config.answer_parser else None,
+            ), config.eval_fraction, config.split_seed
         )
         if not (Path(config.model) / "config.json").is_file():
             raise ValidationError(f"--model {config.model}: not a model directory (no config.json)")
@@ -263,18 +291,27 @@ def score_groups(
     views: int,
     config: TrainConfig,
     multipliers: np.ndarray,
+    answer_parser=None,
 ) -> GroupScores:
-    """Extract answers; rewards (dagsim) per problem in one shared answer space; advantages (dagsim)."""
+    """Extract answers; rewards (dagsim) per problem in one shared answer space; advantages (dagsim).
+
+    Answers are read by ``answer_parser`` (a ``str -> key | None`` callable) or the config's parser
+    (:meth:`TrainConfig.parser`); symbolic keys are merged into equivalence classes per problem."""
     G = config.group_size
     algorithm = ALGORITHMS[config.algorithm]
     settings = config.reward_settings
-    answers = [extract_answer(t) for t in texts]
+    parser = config.parser(answer_parser)
+    cluster = parser_clusters(parser)
+    timeouts_before = answer_timeouts()
+    answers = extract_answers(texts, parser=parser)
     rewards_rows, majority_ok, agree, h_mass, entropies, majority_ratio = [], [], [], [], [], []
+    correct: list[float] = []
     for p, problem in enumerate(problems):
         per_view = [answers[(p * views + v) * G : (p * views + v + 1) * G] for v in range(views)]
-        idx_per_view, strings = index_answers(per_view)
+        idx_per_view, strings = index_answers(per_view, cluster=cluster)
         has_truth = problem.answer is not None or problem.scorer is not None
-        task_reward = task_rewards(problem, strings, NO_ANSWER) if has_truth else None  # data's own scorer
+        # the data's own scorer where it has one, else 1 for the ground truth's class
+        task_reward = task_rewards(problem, strings, NO_ANSWER, cluster=cluster) if has_truth else None
         rewards = algorithm.rewards(idx_per_view, len(strings), task_reward, settings)
         if config.algorithm == "constrained-grpo":
             coefs = forbidden_coefs(strings, config.forbidden)  # (1, n_answers)
@@ -287,14 +324,15 @@ def score_groups(
             p_hat = counts[counts > 0] / G
             entropies.append(float(-(p_hat * np.log(p_hat)).sum()))
             majority_ratio.append(counts.max() / G)
-            modes.append(strings[int(np.argmax(counts))])
-        if problem.answer is not None:
-            majority_ok.extend(m == problem.answer for m in modes)
+            modes.append(int(np.argmax(counts)))
+            if task_reward is not None:
+                correct.extend(task_reward[idx].tolist())
+        if task_reward is not None:
+            majority_ok.extend(bool(task_reward[m]) and strings[m] != NO_ANSWER for m in modes)
         if views > 1:
             agree.append(np.mean([modes[a] == modes[b] for a in range(views) for b in range(a + 1, views)]))
     rewards = np.stack(rewards_rows)  # (n_groups, G)
     adv, n_zero = group_advantages(rewards, config.baseline, config.scale)
-    truths = [problems[r // (views * G)].answer for r in range(len(answers))]
     metrics = {
         "reward_mean": float(rewards.mean()),
         "reward_std": float(rewards.std()),
@@ -302,12 +340,11 @@ def score_groups(
         "answer_entropy": float(np.mean(entropies)),
         "majority_ratio": float(np.mean(majority_ratio)),
         "n_unextracted": int(sum(a is None for a in answers)),
+        "n_answer_timeouts": answer_timeouts() - timeouts_before,
     }
     if majority_ok:
         metrics["pseudo_label_accuracy"] = float(np.mean(majority_ok))
-        metrics["train_accuracy"] = float(
-            np.mean([a == t for a, t in zip(answers, truths, strict=True) if t is not None])
-        )
+        metrics["train_accuracy"] = float(np.mean(correct))
     if agree:
         metrics["cross_view_agreement"] = float(np.mean(agree))
     constraint_value = float(np.mean(h_mass)) if h_mass else None
@@ -555,7 +592,9 @@ def _rewrite_metrics(path: Path, up_to_step: int) -> None:
 # ------------------------------------------------------------------------------------------------ loop
 
 
-def train_step(state: RunState, ref_model, problems: list[Problem], views: int, config: TrainConfig) -> dict:
+def train_step(
+    state: RunState, ref_model, problems: list[Problem], views: int, config: TrainConfig, answer_parser=None
+) -> dict:
     """One full GRPO step (sample, score, update); returns the step's metrics."""
     t0 = time.perf_counter()
     chosen = select_problems(problems, state.rng, config.prompts_per_step)
@@ -571,7 +610,9 @@ def train_step(state: RunState, ref_model, problems: list[Problem], views: int, 
         stop_strings=config.stop_strings,
     )
     t1 = time.perf_counter()
-    scores = score_groups(chosen, batch.texts, views=views, config=config, multipliers=state.multipliers)
+    scores = score_groups(
+        chosen, batch.texts, views=views, config=config, multipliers=state.multipliers, answer_parser=answer_parser
+    )
     advantages, seq_kl = scores.advantages, None
     if config.beta > 0 and config.kl == "seq-reward":
         log_ratio = sequence_log_ratio(state.model, ref_model, batch, config).reshape(scores.rewards.shape)
@@ -594,8 +635,10 @@ def train_step(state: RunState, ref_model, problems: list[Problem], views: int, 
     return metrics
 
 
-def train(config: TrainConfig, device=None) -> dict:
-    """Run (or resume) training; returns a summary. Ctrl-C saves a checkpoint and returns ``interrupted``."""
+def train(config: TrainConfig, device=None, *, answer_parser=None) -> dict:
+    """Run (or resume) training; returns a summary. Ctrl-C saves a checkpoint and returns ``interrupted``.
+
+    ``answer_parser``: a Python callable ``str -> key | None`` replacing ``config.answer_parser``."""
     from tqdm.auto import tqdm
 
     config.validate()
@@ -628,7 +671,7 @@ def train(config: TrainConfig, device=None) -> dict:
         while state.step < config.steps:
             snapshot = (state.generator.get_state(), state.rng.bit_generator.state, state.step)
             try:
-                metrics = train_step(state, ref_model, problems, views, config)
+                metrics = train_step(state, ref_model, problems, views, config, answer_parser)
             except KeyboardInterrupt:
                 if state.step == snapshot[2]:  # step not applied: rewind its RNG draws for an exact resume
                     state.generator.set_state(snapshot[0])
