@@ -28,7 +28,8 @@ from dagsim.marginals import answer_marginal, trace_kl
 from dagsim.objectives import make_objective
 from dagsim.solvers import solve_answer_level
 from proofs_check.checks.game_claims import e2_lbfgs_optimum
-from proofs_check.checks.grpo_claims import alternation_lower_bound, p_weighted_bias, stationary_point
+from proofs_check.checks.grpo_claims import stationary_point
+from proofs_check.checks.log_estimator_claims import alternation_lower_bound, p_weighted_bias
 from tests.strategies import reasoning_dags, simplex_points, tasks
 
 #: E4 at the optimum: a difference of O(1) float64 terms plus β·O(KKT²) of the fast solver (≤ 1e-10).
