@@ -78,6 +78,49 @@ def _pairwise_enumeration(ctx: Context, tau: float, self_counting: bool) -> floa
     return err
 
 
+#: Central differences of the quadratic Φ_pair: exact up to round-off (~1e-16/h with h = 1e-6 → 1e-10).
+FD_STEP = 1e-6
+TOL_FD_QUADRATIC = 1e-8
+#: "The transposed map differs from the symmetric formula when t is not a bijection": by more than this.
+MIN_NON_BIJECTIVE_GAP = 1e-6
+
+
+def _pairwise_transposed_map(ctx: Context, subs: dict, symmetric: bool) -> None:
+    """THEORY §4: the gradient of Φ_pair = −τ‖ν_j − Tν_k‖² in ν_k is 2τ·Tᵀ(ν_j − Tν_k) ((Tν)(z) = ν(t(z))),
+    checked by central differences with a NON-bijective map t, against dagsim's PairwiseObjective; for a
+    bijection it equals the symmetric formula 2τ(ν_j(t⁻¹z') − ν_k(z')). ``symmetric`` (the control) predicts
+    the symmetric formula (with argsort(t) as 't⁻¹') for every map."""
+    for _ in range(ctx.n(8, 3)):
+        k = int(ctx.rng.integers(3, 7))
+        tau = float(ctx.rng.uniform(0.1, 2.0))
+        nus = ctx.rng.dirichlet(np.ones(k), size=2)  # (2, K)
+        bijective = ctx.rng.random() < 0.4
+        t = ctx.rng.permutation(k)
+        while not bijective and len(set(t.tolist())) == k:  # a map with at least one collision
+            t = ctx.rng.integers(0, k, size=k)
+        T = np.zeros((k, k))
+        T[np.arange(k), t] = 1.0
+
+        def phi(nu_k, nus=nus, T=T, tau=tau):
+            d = nus[0] - T @ nu_k
+            return -tau * float(d @ d)
+
+        fd = np.array([(phi(nus[1] + FD_STEP * e) - phi(nus[1] - FD_STEP * e)) / (2 * FD_STEP)
+                       for e in np.eye(k)])
+        transposed = 2 * tau * T.T @ (nus[0] - T @ nus[1])
+        inverse = np.argsort(t)
+        symmetric_formula = 2 * tau * (nus[0][inverse] - nus[1])
+        predicted = symmetric_formula if symmetric else transposed
+        obj = make_objective("pairwise", k, tau=tau, answer_maps={(0, 1): t}, n_views=2)
+        library = obj.coupling_gradient(nus)[1]
+        subs["pairwise_transposed_map"].record(max(np.abs(fd - predicted).max(), np.abs(library - fd).max()))
+        gap = float(np.abs(symmetric_formula - transposed).max())
+        if bijective:
+            subs["pairwise_transposed_map"].record(gap)
+        else:
+            subs["pairwise_symmetric_differs"].record(0.0 if gap > MIN_NON_BIJECTIVE_GAP else np.inf)
+
+
 def _t7(ctx: Context, *, self_counting: bool = False) -> Evidence:
     subs = {
         "power_unbiased": SubClaim("E[binom(C,m)/binom(G−1,m)] = p^m, C ~ Bin(G−1,p), every m ≤ G−1 "
@@ -89,6 +132,11 @@ def _t7(ctx: Context, *, self_counting: bool = False) -> Evidence:
         "pairwise_unbiased": SubClaim("pairwise coherence: E[g | z] = r − 2τ Σ_k (ν_j(z) − ν_k(Tz)) "
                                       "(enumeration)", TOL_BINOMIAL_SUM),
         "empo_affine": SubClaim("EMPO's (C+1)/G has mean 1/G + (G−1)p/G", TOL_BINOMIAL_SUM),
+        "pairwise_transposed_map": SubClaim("pairwise: ∂Φ_pair/∂ν_k = 2τ·Tᵀ(ν_j − Tν_k) (finite differences, "
+                                            "non-bijective t; = dagsim; = symmetric formula for bijections)",
+                                            TOL_FD_QUADRATIC),
+        "pairwise_symmetric_differs": SubClaim("pairwise: for a non-bijective t the symmetric formula is wrong",
+                                               0.0),
     }
     p_grid = np.concatenate([[0.0, 1.0], ctx.rng.uniform(size=ctx.n(30, 8))])
     for G in T7_GROUPS if not ctx.quick else T7_GROUPS[:6]:
@@ -122,14 +170,15 @@ def _t7(ctx: Context, *, self_counting: bool = False) -> Evidence:
     for _ in range(ctx.n(8, 3)):
         subs["pairwise_unbiased"].record(_pairwise_enumeration(ctx, float(ctx.rng.uniform(0.1, 2.0)),
                                                                self_counting))
+    _pairwise_transposed_map(ctx, subs, symmetric=self_counting)
     return combine(subs)
 
 
 check("T7", "binom(C,m)/binom(G−1,m) is unbiased for p^m (gini, collision, tsallis, pairwise rewards "
-            "exactly unbiased); EMPO's mean is 1/G + (G−1)p/G",
+            "exactly unbiased); EMPO's mean is 1/G + (G−1)p/G; pairwise gradient in ν_k uses Tᵀ",
       control=lambda ctx: _t7(ctx, self_counting=True),
       control_description="self-counting: binom(C+1,m)/binom(G,m), (C+1)/G frequencies, EMPO claimed "
-                          "unbiased")(_t7)
+                          "unbiased; the symmetric pairwise formula for every answer map")(_t7)
 
 
 # ---------------------------------------------------------------------------------------------- T10
