@@ -14,6 +14,7 @@ Every published value is compared with the measurement rounded to its last print
 
 from __future__ import annotations
 
+import functools
 import math
 from decimal import Decimal
 
@@ -142,6 +143,7 @@ def alternation_lower_bound(e: np.ndarray, n_points: int) -> float:
     return 0.0
 
 
+@functools.cache  # a pure function of G (the check and its control both need G = 32)
 def table_lp_value(G: int) -> float:
     """min_f max_grid |p (E f(C) − log p)| posed directly on the table entries f (Bernstein design, HiGHS),
     with an exchange on a fine grid until the LP value stops moving. Returns the LP's value: the entries of
