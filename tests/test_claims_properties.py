@@ -1,4 +1,4 @@
-"""Property tests of the game and estimator claims T1–T8, T10, T11 of THEORY.md (one group per claim ID).
+"""Property tests of the game and estimator claims T1–T8, T10, T11 of docs/theory.md (one group per ID).
 
 They complement (do not repeat) test_game, test_objectives, test_solvers, test_estimators, test_effective
 and test_group_rewards: random reasoning DAGs, simplex points, β, τ, weights and view sets, with edge cases
@@ -366,7 +366,7 @@ def test_t7_pairwise_rewards_are_unbiased_for_random_views_and_answer_maps(k, g0
 # ============================================================================================ T8
 @settings(max_examples=8, deadline=None)
 @given(st.integers(2, 24))
-@example(G=32)  # where THEORY's published 0.00035 is not the optimum (3.174e-4)
+@example(G=32)  # E*_32 = 3.1739e-4 (an LP on the table entries stalls at 3.5e-4)
 def test_t8_alternation_certifies_the_minimax_value(G):
     """de la Vallée Poussin: the minimax table's p-weighted error alternates in sign at G+1 points with
     |e| ≥ δ, so δ ≤ optimum ≤ sup|e|; the bracket is tight around dagsim's LP value."""
@@ -431,7 +431,7 @@ def test_t10_minimax_stationary_point_is_closer_than_plugin(dag, G, seed):
 def test_t11_rloo_shrinks_group_dependent_rewards_by_g_minus_2_over_g_minus_1(nu, G, tau, family, seed):
     """For the unbiased polynomial rewards, RLOO's baseline shares sample i's answer through the others'
     LOO counts: ḡ_rloo = r − ⟨r,ν⟩ ± 2τ·(G−2)/(G−1)·(ν − Σν²), not the unbiased r − ⟨r,ν⟩ ± 2τ(ν − Σν²)
-    (THEORY T11's first sentence fails); the self-inclusive mean is (G−1)/G times RLOO exactly."""
+    (T11a: RLOO uses the first G−1 entries on Bin(G−2)); the self-inclusive mean is (G−1)/G times RLOO exactly."""
     name, sign = family
     r = np.random.default_rng(seed).normal(size=nu.size)
     rloo = effective_reward(name, nu, G, baseline="rloo", tau=tau, task_reward=r, estimator="unbiased")

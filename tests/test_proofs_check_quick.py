@@ -12,7 +12,7 @@ import json
 import pytest
 
 from proofs_check.registry import load_all, run_check
-from proofs_check.runner import exit_code
+from proofs_check.runner import exit_code, main
 
 REGISTRY = load_all()
 
@@ -39,3 +39,17 @@ def test_registry_covers_the_claims_of_the_spec():
     assert expected <= set(REGISTRY)
     for cid, chk in REGISTRY.items():
         assert cid == chk.id and chk.control_description and chk.statement
+
+
+def test_out_writes_the_report_and_its_table(tmp_path, capsys):
+    assert main(["--only", "P1", "P4", "--quick", "--json", "--out", str(tmp_path)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    written = json.loads((tmp_path / "proofs_check.json").read_text())
+    assert [r["id"] for r in written["checks"]] == ["P1", "P4"] == [r["id"] for r in printed["checks"]]
+    table = (tmp_path / "proofs_check.md").read_text().splitlines()
+    assert table[0].startswith("| id |") and table[2].startswith("| P1 |") and len(table) == 4
+
+
+def test_unknown_claim_id_is_a_clear_error(capsys):
+    assert main(["--only", "T99", "--quick"]) == 2
+    assert "unknown claim id" in capsys.readouterr().err
