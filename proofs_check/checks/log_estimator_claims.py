@@ -64,6 +64,9 @@ TOL_GLOBAL_SUP = 1e-5
 #: dagsim's LP (Chebyshev basis, exchange to EXCHANGE_RTOL = 1e-5) vs Remez: value and table (relative to
 #: max |f|), measured ≤ 1.3e-6 and ≤ 6e-7.
 TOL_LP_VS_REMEZ = 1e-5
+#: p²Var f(C) is a sum of non-negative terms; only the mean cancels (to ~1e-16·max|f|·G absolute), so the
+#: float64 value is exact to ~1e-12 relative even at G = 32 (entries 2.1e6, Var 6e11).
+TOL_VARIANCE_PRECISION = 1e-9
 #: Grids: sin²-spaced (dense at both ends; full, quick) plus log-spaced near 0, where p log p is steep.
 GRID_SIN2 = (100_000, 40_000)
 GRID_LOG = (-16.0, -1.0, 4000)
@@ -126,6 +129,16 @@ def worst_bias(table: np.ndarray, grid: np.ndarray) -> float:
 def max_p2_variance(table: np.ndarray, grid: np.ndarray) -> float:
     """max_p p²·Var_p f(C)."""
     return _sup(lambda x: p2_variance(table, x), grid, p2_variance(table, grid), 4)
+
+
+def mp_p2_variance(table_mp: list, p: float, digits: int) -> float:
+    """p²·Var_p f(C) in mpmath at one point, from the exact (working-precision) table."""
+    n = len(table_mp) - 1
+    with mp.workdps(digits):
+        x = mp.mpf(p)
+        w = [mp.binomial(n, c) * x ** c * (1 - x) ** (n - c) for c in range(n + 1)]
+        mean = mp.fsum(wc * fc for wc, fc in zip(w, table_mp, strict=True))
+        return float(x ** 2 * mp.fsum(wc * (fc - mean) ** 2 for wc, fc in zip(w, table_mp, strict=True)))
 
 
 def alternation_lower_bound(e: np.ndarray, n_points: int) -> float:
@@ -209,6 +222,8 @@ def _t8(ctx: Context, *, candidate: str = "remez") -> Evidence:
                                     "0.015, 0.0077 (plug-in); max |f| = 3.1, 4.5, 139, 2.1e6", TOL_PUBLISHED),
         "alternating_signs": SubClaim(f"the minimax table's entries alternate in sign (G ≥ {ALTERNATING_FROM})",
                                       0.0),
+        "variance_float64_exact": SubClaim("the float64 variance agrees with mpmath on the exact table at its "
+                                           "maximizing p (relative)", TOL_VARIANCE_PRECISION),
         "table_lp_stalls": SubClaim("an LP on the table entries stalls at ≈ 3.5e-4 at G = 32, ≥ 5 % above "
                                     "E*_32", TOL_PUBLISHED),
     }
@@ -248,6 +263,10 @@ def _t8(ctx: Context, *, candidate: str = "remez") -> Evidence:
                                                  else math.inf)
             plug_table = np.asarray(log_estimator_table(G, "plugin"))
             var_m, var_p = max_p2_variance(table, grid), max_p2_variance(plug_table, grid)
+            p_star = float(grid[int(np.argmax(p2_variance(table, grid)))])
+            exact = mp_p2_variance(table_mp, p_star, sol.digits)
+            subs["variance_float64_exact"].record(abs(float(p2_variance(table, np.array([p_star]))[0]) - exact)
+                                                  / exact)
             row.update(max_p2var_minimax=var_m, max_p2var_plugin=var_p,
                        signs="".join("+" if s > 0 else "−" for s in np.sign(table)))
             if G in THEORY_MINIMAX_P2VAR:
