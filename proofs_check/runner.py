@@ -54,7 +54,8 @@ def markdown_table(rows: list[dict]) -> str:
     for r in rows:
         err = r["max_error"]
         err_s = f"{err:.1e}" if isinstance(err, float) else str(err)
-        lines.append(f"| {r['id']} | {r['statement']} | {r['instances']} | {err_s} | {r['tolerance']:.0e} | "
+        statement = r["statement"].replace("|", "\\|")  # a literal | (|x|, π(y|z)) would split the cell
+        lines.append(f"| {r['id']} | {statement} | {r['instances']} | {err_s} | {r['tolerance']:.0e} | "
                      f"{'yes' if r['passed'] else 'NO'} | {'yes' if r['control_failed'] else 'NO'} | "
                      f"{r['seconds']:.1f} |")
     return "\n".join(lines)
