@@ -182,8 +182,9 @@ check("T7", "binom(C,m)/binom(G−1,m) is unbiased for p^m (gini, collision, tsa
 
 
 # ---------------------------------------------------------------------------------------------- T10
-#: THEORY T10's published TV ranges [plug-in, minimax] (we read "distance" as total variation).
-T10_THEORY = {4: ((0.04, 0.13), (0.007, 0.013)), 16: ((0.012, 0.045), (0.0003, 0.0006))}
+#: THEORY T10's measured TV ranges (revision 2), reported next to ours, not asserted: they depend on the
+#: instances drawn. G = 4: plug-in 0.04–0.13, minimax "about 10× smaller"; G = 16: 0.013–0.045 and 8e-4–1.2e-3.
+T10_THEORY = {4: ((0.04, 0.13), None), 16: ((0.013, 0.045), (8e-4, 1.2e-3))}
 T10_GROUPS = (4, 8, 16)
 T10_ANSWERS = 4
 #: Damped fixed-point iteration in log space: ℓ ← (1−η)ℓ + η·log Gibbs(ḡ_G(ν)); at β = τ the true map has
@@ -243,7 +244,7 @@ def _t10(ctx: Context, *, self_counting: bool = False) -> Evidence:
     }
     dist = {(G, est): [] for G in T10_GROUPS for est in ("plugin", "minimax")}
     for _ in range(ctx.n(20, 3)):
-        nu0 = reference_marginal(ctx.rng, T10_ANSWERS)
+        nu0 = ctx.rng.dirichlet(np.ones(T10_ANSWERS))  # THEORY T10's instance law: ν0 ~ Dirichlet(1)
         r = ctx.rng.normal(size=T10_ANSWERS)
         star = make_objective("entropy", T10_ANSWERS, reward=r, tau=tau).closed_form(nu0, beta)
         for G in T10_GROUPS:
@@ -274,11 +275,13 @@ def _t10(ctx: Context, *, self_counting: bool = False) -> Evidence:
         row = {est: [round(min(dist[(G, est)]), 5), round(max(dist[(G, est)]), 5)]
                for est in ("plugin", "minimax")}
         if G in T10_THEORY:
-            row["theory_plugin"], row["theory_minimax"] = (list(v) for v in T10_THEORY[G])
+            plug_range, mini_range = T10_THEORY[G]
+            row["theory_plugin"] = list(plug_range)
+            row["theory_minimax"] = list(mini_range) if mini_range else "about 10x below the plug-in"
         ranges[f"G={G}"] = row
     extra = {
         "metric": "total variation ½‖ν_G − ν*‖₁ to the true equilibrium ν* ∝ ν0^{β/(β+τ)} e^{r/(β+τ)}",
-        "instance_family": f"{T10_ANSWERS} answers, ν0 = answer marginal of a random DAG (2–8 nodes), "
+        "instance_family": f"{T10_ANSWERS} answers, ν0 ~ Dirichlet(1), "
                            "r ~ N(0, 1), entropy objective, β = τ = 1, RLOO, no std scaling",
         "tv_ranges": ranges,
     }
