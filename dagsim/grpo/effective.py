@@ -38,7 +38,7 @@ from scipy.special import gammaln, xlogy
 
 from dagsim.errors import DomainError, ValidationError
 from dagsim.estimators import binomial_pmf, log_estimator_table
-from dagsim.grpo.advantages import BASELINES, advantages
+from dagsim.grpo.advantages import BASELINES, advantages, doubly_loo_advantages, doubly_loo_rule
 from dagsim.grpo.rewards import (
     CONSENSUS_KINDS,
     REWARD_OBJECTIVES,
@@ -97,12 +97,20 @@ def _check_nu(nu: np.ndarray) -> np.ndarray:
     return np.clip(p, 0.0, 1.0)
 
 
-def _binomial_path(table: np.ndarray, nu: np.ndarray, baseline: str) -> np.ndarray:
-    """Closed-form binomial sums (module docstring) for a count-reward table ``(K, G)``."""
+def _binomial_path(table: np.ndarray, nu: np.ndarray, baseline: str, table_minus: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """Closed-form binomial sums (module docstring) for a count-reward table ``(K, G)``.
+
+    "doubly-loo" (T11b) needs ``table_minus`` ``(K, G−1)``, the rewards in a group of G−1: its baseline
+    is a function of the other answers only, so ``ḡ(z) = E[g_i | z] − Σ_z' ν_z' E T'[z', Bin(G−2, ν_z')]``.
+    """
     G = table.shape[1]
     own = (binomial_pmf(G - 1, nu) * table).sum(axis=1)  # (K,) E[g_i | z_i = z]
     if baseline == "none":
         return own
+    if baseline == "doubly-loo":
+        h = (binomial_pmf(G - 2, nu) * table_minus).sum(axis=1)  # (K,) E[R_j^{(-i)} | z_j = z']
+        return own - nu @ h
     pmf2 = binomial_pmf(G - 2, nu)  # (K, G-1)
     h0 = (pmf2 * table[:, :-1]).sum(axis=1)  # (K,) other sample's answer != z
     h1 = (pmf2 * table[:, 1:]).sum(axis=1)  # (K,) other sample's answer == z: its count includes i
@@ -138,8 +146,12 @@ def _enumeration_path(
             groups = np.column_stack(
                 [np.full(len(chunk), z, dtype=np.int64), others]
             )  # (n, G); sample i first
-            g = group_rewards(objective, groups, n_answers=K, **reward_kw)  # (n, G)
-            adv, _ = advantages(g, baseline=baseline, scale=scale)  # (n, G)
+            if baseline == "doubly-loo":
+                rule = doubly_loo_rule(objective, n_answers=K, group_size=G, **reward_kw)
+                adv, _ = doubly_loo_advantages(groups, rule, scale=scale)  # (n, G)
+            else:
+                g = group_rewards(objective, groups, n_answers=K, **reward_kw)  # (n, G)
+                adv, _ = advantages(g, baseline=baseline, scale=scale)  # (n, G)
             out[z] += w @ adv[:, 0]
     return out
 
@@ -168,12 +180,16 @@ def effective_reward(
     order: float | None = None,
     estimator: str = "minimax",
     method: str = "auto",
+    table_size: int | None = None,
 ) -> np.ndarray:
     """Exact ``ḡ_G(z) = E[A_i | z_i = z]`` for every answer z (T10), shape ``(n_answers,)`` = ``nu.shape``.
 
-    Arguments after ``G`` are those of ``group_rewards`` and ``advantages``. ``method``: "auto" (binomial
-    when possible, else enumeration), "binomial" (DomainError if not applicable) or "enumerate".
-    Defined also for answers with ``nu(z) = 0`` (conditioning on a sample showing z).
+    Arguments after ``G`` are those of ``group_rewards`` and ``advantages`` (``table_size``: G − 1 for the
+    RLOO-aware tables of T11a; None = G). ``baseline="doubly-loo"`` (T11b) uses
+    ``doubly_loo_advantages`` (tables of size G−1 for the baseline). ``scale="group"`` (T11e) is exact by
+    enumeration. ``method``: "auto" (binomial when possible, else enumeration), "binomial" (DomainError if
+    not applicable) or "enumerate". Defined also for answers with ``nu(z) = 0`` (conditioning on a sample
+    showing z).
     """
     if objective not in REWARD_OBJECTIVES:
         raise ValidationError(f"objective must be one of {sorted(REWARD_OBJECTIVES)}, got {objective!r}")
@@ -182,13 +198,16 @@ def effective_reward(
         raise DomainError(f"group size G must be an integer >= 2, got {G!r}")
     G = int(G)
     p = _check_nu(nu)
-    reward_kw = dict(tau=tau, task_reward=task_reward, order=order, estimator=estimator)
+    reward_kw = dict(tau=tau, task_reward=task_reward, order=order, estimator=estimator, table_size=table_size)
     binomial_ok = REWARD_OBJECTIVES[objective].count_table is not None and scale == "none"
     if method == "binomial" and not binomial_ok:
         raise DomainError(
             f"the binomial path needs a count objective and scale='none' (got {objective!r}, scale={scale!r})"
         )
     if binomial_ok and method != "enumerate":
+        if baseline == "doubly-loo":
+            table, table_minus = doubly_loo_rule(objective, n_answers=p.size, group_size=G, **reward_kw)
+            return _binomial_path(table, p, baseline, table_minus)
         table = count_reward_table(objective, n_answers=p.size, group_size=G, **reward_kw)  # (K, G)
         return _binomial_path(table, p, baseline)
     return _enumeration_path(objective, p, G, baseline, scale, reward_kw)
