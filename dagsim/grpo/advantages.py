@@ -31,7 +31,7 @@ import numpy as np
 from dagsim.errors import DomainError, ValidationError
 
 __all__ = ["ADVANTAGE_EPS", "STD_DDOF", "BASELINES", "SCALES", "advantages", "doubly_loo_baseline",
-           "doubly_loo_advantages", "doubly_loo_rule"]
+           "doubly_loo_advantages", "doubly_loo_rule", "rescale_advantages"]
 
 #: Added to the standard deviation before dividing ("group"/"batch" scaling); TRL's GRPO default.
 ADVANTAGE_EPS = 1e-4
@@ -204,6 +204,20 @@ def doubly_loo_advantages(answers: np.ndarray, reward: CountTables | Callable[[n
     if scale == "group":
         adv[flat_group] = 0.0
     return adv.reshape(shape), int(flat_group.sum())
+
+
+def rescale_advantages(centered: np.ndarray, rewards: np.ndarray, *, scale: str = "none",
+                       eps: float = ADVANTAGE_EPS) -> tuple[np.ndarray, int]:
+    """Apply ``scale`` to already-centered advantages ``(n_groups, G)`` (e.g. doubly-LOO rows of several
+    groups, so that "batch" sees the whole batch) -> ``(A, n_zero_variance)``; "group" zeroes flat groups."""
+    _check_scale_eps(scale, eps)
+    g2 = _check_rewards(rewards).reshape(-1, np.shape(rewards)[-1])
+    c2 = np.asarray(centered, dtype=np.float64).reshape(g2.shape)
+    flat_group = g2.max(axis=1) == g2.min(axis=1)
+    adv = _scaled(c2, g2, scale, eps)
+    if scale == "group":
+        adv[flat_group] = 0.0
+    return adv.reshape(np.shape(centered)), int(flat_group.sum())
 
 
 def doubly_loo_rule(objective: str, *, n_answers: int, group_size: int, **reward_kw

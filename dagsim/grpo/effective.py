@@ -245,6 +245,7 @@ def _view_rewards(objective, views, n_answers, kw) -> list[np.ndarray]:
             weights=kw["weights"],
             task_reward=kw["task_reward"],
             estimator=kw["estimator"],
+            rloo_aware=bool(kw.get("table_shrink", 0)),
         )
     return pairwise_group_rewards(
         views,
@@ -287,8 +288,13 @@ def _multiview_enumeration(objective, nus, sizes, j, baseline, scale, kw) -> np.
                 if k == j:
                     a = np.column_stack([np.full(len(flat), z, dtype=np.int64), a])  # sample i first
                 views.append(a)
-            rew = _view_rewards(objective, views, K, kw)[j]  # (n, G_j)
-            adv, _ = advantages(rew, baseline=baseline, scale=scale)
+            if baseline == "doubly-loo":
+                def view_j(a, views=views):
+                    return _view_rewards(objective, [a if k == j else v for k, v in enumerate(views)], K, kw)[j]
+                adv, _ = doubly_loo_advantages(views[j], view_j, scale=scale)  # (n, G_j)
+            else:
+                rew = _view_rewards(objective, views, K, kw)[j]  # (n, G_j)
+                adv, _ = advantages(rew, baseline=baseline, scale=scale)
             out[z] += w @ adv[:, 0]
     return out
 
@@ -334,13 +340,20 @@ def _multiview_table(objective, nus, sizes, j, kw) -> np.ndarray:
     # arithmetic consensus: r + τ (E log(w_j (c+1)/G_j + S) − log_hat ν_j)
     if kw["estimator"] == "unbiased":
         raise DomainError("estimator 'unbiased' is impossible for the log consensus reward (T8)")
-    log_nu = log_estimator_table(G_j, kw["estimator"])  # (G_j,)
+    log_nu = _shrunk_log_table(G_j, kw["estimator"], kw.get("table_shrink", 0))  # (G_j,)
     w = kw["weights"]
     own = w[j] * (c + 1.0) / G_j  # (G_j,)
     for z in range(K):
         values, probs = _other_views_law(nus, sizes, w, j, z)
         table[z] += tau * (probs @ np.log(own[None, :] + values[:, None]) - log_nu)
     return table
+
+
+def _shrunk_log_table(G: int, estimator: str, shrink: int) -> np.ndarray:
+    """The log table of ``consensus_group_rewards`` (designed for ``G − shrink`` samples, padded to G; T11a)."""
+    n = G - shrink if G - shrink >= 2 else G
+    table = np.asarray(log_estimator_table(n, estimator))
+    return table if n == G else np.concatenate([table, np.full(G - n, table[-1])])
 
 
 def effective_reward_multiview(
@@ -359,6 +372,7 @@ def effective_reward_multiview(
     pairs=None,
     answer_maps=None,
     method: str = "auto",
+    rloo_aware: bool = False,
 ) -> np.ndarray:
     """Exact per-view effective reward ``ḡ_j(z) = E[A_i | z_i = z]`` for a sample of view j (T10), ``(m, K)``.
 
@@ -373,6 +387,10 @@ def effective_reward_multiview(
     at its own answer, so ``T_j[z, c] = E[g | z, C = c]`` is a count table and the single-view binomial
     sums apply exactly. **enumerate** otherwise (geometric/majority consensus, ``scale="group"``): the
     joint compositions of all views' groups, refused above ``MAX_COMPOSITIONS``.
+
+    ``rloo_aware`` (T11a): view j's count tables are designed for ``G_j − 1`` samples (as the simulator does
+    under RLOO). ``baseline="doubly-loo"`` (T11b): on the binomial path the view's table at G_j − 1 gives the
+    baseline's rewards; the enumeration path recomputes view j's rewards without each sample.
     """
     p = np.asarray(nus, dtype=np.float64)
     if p.ndim != 2:
@@ -387,7 +405,8 @@ def effective_reward_multiview(
         kw1 = dict(baseline=baseline, scale=scale, tau=tau, task_reward=task_reward, order=order)
         return np.stack(
             [
-                effective_reward(objective, p[j], sizes[j], estimator=estimator, method=method, **kw1)
+                effective_reward(objective, p[j], sizes[j], estimator=estimator, method=method,
+                                 table_size=(sizes[j] - 1 if rloo_aware and sizes[j] > 2 else None), **kw1)
                 for j in range(m)
             ]
         )
@@ -415,6 +434,7 @@ def effective_reward_multiview(
         estimator=estimator,
         pairs=pairs,
         answer_maps=answer_maps,
+        table_shrink=int(bool(rloo_aware)),
     )
     binomial_ok = scale == "none" and (objective == "pairwise" or consensus == "arithmetic")
     if method == "binomial" and not binomial_ok:
@@ -422,7 +442,12 @@ def effective_reward_multiview(
     out = np.zeros((m, K))
     for j in range(m):
         if binomial_ok and method != "enumerate":
-            out[j] = _binomial_path(_multiview_table(objective, p, sizes, j, kw), p[j], baseline)
+            table_minus = None
+            if baseline == "doubly-loo":
+                smaller = tuple(g - 1 if k == j else g for k, g in enumerate(sizes))
+                table_minus = (_multiview_table(objective, p, smaller, j, {**kw, "table_shrink": 0})
+                               if sizes[j] > 2 else _multiview_table(objective, p, sizes, j, kw)[:, :1])
+            out[j] = _binomial_path(_multiview_table(objective, p, sizes, j, kw), p[j], baseline, table_minus)
         else:
             out[j] = _multiview_enumeration(objective, p, sizes, j, baseline, scale, kw)
     return out
