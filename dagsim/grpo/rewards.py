@@ -15,8 +15,9 @@ shape); rewards have the same shape, float64.
 Conventions shared by all objectives: ``task_reward`` is ``r(z)`` of shape ``(n_answers,)`` (0 if None);
 ``tau >= 0``; ``estimator`` selects the count table for ``log p`` / ``p^a`` (``dagsim.estimators``):
 "plugin", "loo", "unbiased", "minimax" (default), "minimax_monotone", "aqp" (T12; its power tables are the
-U-statistics). ``table_size`` (T11a) designs those tables for fewer samples (G − 1 under RLOO). Arguments an objective does not
-use are ignored (documented per objective), so a caller can pass one configuration to every objective.
+U-statistics). ``table_size`` (T11a) designs those tables for fewer samples (G − 1 under RLOO). Arguments
+an objective does not use are ignored (documented per objective), so a caller can pass one configuration
+to every objective.
 """
 
 from __future__ import annotations

@@ -330,7 +330,7 @@ def _sampled_step(prompts: Sequence[PromptState], cfg: SimulationConfig, group_o
         rew = view_rewards(answers)
         if cfg.baseline == "doubly-loo":
             for j in range(len(answers)):
-                def fn(a, j=j):
+                def fn(a, j=j, answers=answers):
                     groups = [x[None, :] if k != j else a for k, x in enumerate(answers)]
                     groups = [np.broadcast_to(x, (a.shape[0], x.shape[-1])) for x in groups]
                     return view_rewards(groups)[j]
