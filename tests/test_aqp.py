@@ -253,3 +253,28 @@ def test_group_std_scaling_is_exact_and_not_proportional():
     dl = effective_reward("entropy", nu, G, baseline="doubly-loo", scale="group", tau=1.0, task_reward=r,
                           estimator="aqp")
     assert np.all(np.isfinite(dl))
+
+
+def test_llm_doubly_loo_matches_dagsim():
+    """The LLM trainer's O(G²) doubly-LOO baselines = dagsim's O(G) count path; the sequence-KL term is
+    plain leave-one-out; the RLOO-aware setting picks the (G−1)-table."""
+    from llm.rewards import ALGORITHMS, RewardSettings, doubly_loo_baselines, group_advantages
+
+    rng = np.random.default_rng(3)
+    G, K = 6, 4
+    idx = [rng.integers(0, K, size=G) for _ in range(2)]  # two views, consensus none -> per-view sharpen
+    settings = RewardSettings(tau=0.5, estimator="aqp", consensus="none", base_objective="sharpen")
+    algo = ALGORITHMS["coherence-grpo"]
+    rewards = np.stack(algo.rewards(idx, K, None, settings))
+    base = np.stack(doubly_loo_baselines(algo.rewards, idx, K, None, settings))
+    extra = rng.normal(size=rewards.shape)
+    adv, _ = group_advantages(rewards, "doubly-loo", "none", doubly_loo=base, extra_rewards=extra)
+    tables = doubly_loo_rule("sharpen", n_answers=K, group_size=G, tau=0.5, estimator="aqp")
+    want, _ = doubly_loo_advantages(np.stack(idx), tables, extra_rewards=extra)
+    np.testing.assert_allclose(adv, want, atol=TOL_EXACT)
+    with pytest.raises(ValidationError):
+        group_advantages(rewards, "doubly-loo", "none")
+    aware = RewardSettings(tau=0.5, estimator="aqp", consensus="none", base_objective="sharpen", rloo_aware=True)
+    got = np.stack(algo.rewards(idx, K, None, aware))
+    np.testing.assert_allclose(got, group_rewards("sharpen", np.stack(idx), n_answers=K, tau=0.5, estimator="aqp",
+                                                  table_size=G - 1), atol=TOL_EXACT)

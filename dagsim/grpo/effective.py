@@ -55,6 +55,7 @@ __all__ = [
     "MULTIVIEW_OBJECTIVES",
     "n_compositions",
     "effective_reward",
+    "count_table_effective_reward",
     "effective_reward_multiview",
 ]
 
@@ -117,6 +118,27 @@ def _binomial_path(table: np.ndarray, nu: np.ndarray, baseline: str, table_minus
     other = nu @ h0 + nu * (h1 - h0)  # (K,) E[g_j | z_i = z], j != i
     rloo = own - other
     return rloo if baseline == "rloo" else (G - 1) / G * rloo
+
+
+def count_table_effective_reward(table: np.ndarray, nu: np.ndarray, *, baseline: str = "rloo",
+                                 table_minus: np.ndarray | None = None) -> np.ndarray:
+    """Exact ``ḡ_G`` (T10/T11) of any count-reward table ``T[z, c]`` ``(K, G)`` (binomial sums), ``(K,)``.
+
+    ``baseline="doubly-loo"`` needs ``table_minus`` ``(K, G−1)``: the rewards in a group of G−1 (T11b).
+    For tables not built by ``count_reward_table`` (e.g. an AQP table at another κ).
+    """
+    if baseline not in BASELINES:
+        raise ValidationError(f"baseline must be one of {BASELINES}, got {baseline!r}")
+    t = np.asarray(table, dtype=np.float64)
+    p = _check_nu(nu)
+    if t.ndim != 2 or t.shape[0] != p.size or t.shape[1] < 2:
+        raise ValidationError(f"table must have shape (n_answers, G) = ({p.size}, G >= 2), got {t.shape}")
+    if baseline == "doubly-loo":
+        tm = None if table_minus is None else np.asarray(table_minus, dtype=np.float64)
+        if tm is None or tm.shape != (p.size, t.shape[1] - 1):
+            raise ValidationError(f"doubly-loo needs table_minus of shape ({p.size}, {t.shape[1] - 1})")
+        return _binomial_path(t, p, baseline, tm)
+    return _binomial_path(t, p, baseline)
 
 
 def _enumeration_path(
