@@ -222,7 +222,8 @@ def run(objective: str, quick: bool, *, lr: float | None = None, steps: int | No
                       f"{_fmt(row['sampled_tv'])} averaged {_fmt(row['averaged_tv'])} expected "
                       f"{_fmt(row['expected_tv'])} diverged {row['n_diverged']}", flush=True)
             print(f"  ({seconds} s for G={G}, {baseline})", flush=True)
-    return {"objective": objective, "beta": BETA, "tau": tau, "lr": lr, "steps": steps, "n_instances": n_inst, "rows": rows}
+    return {"objective": objective, "beta": BETA, "tau": tau, "lr": lr, "steps": steps, "n_instances": n_inst,
+            "rows": rows}
 
 
 def _fmt(x):

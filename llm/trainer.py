@@ -162,7 +162,8 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise ValidationError(f"train.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.baseline == "doubly-loo" and self.group_size < 3:
-            raise ValidationError("train.baseline doubly-loo recomputes rewards on groups of G − 1: needs group_size >= 3")
+            raise ValidationError("train.baseline doubly-loo recomputes rewards on groups of G − 1: "
+                                  "needs group_size >= 3")
         if not 0.0 <= self.constraint_cap <= 1.0:
             raise ValidationError(f"train.constraint_cap must be in [0, 1], got {self.constraint_cap}")
 
