@@ -4,7 +4,8 @@ T12).
 Prints: the minimax LP time per G with the resulting worst-case p-weighted bias (plug-in for
 comparison) and the table's size/noise; the AQP SOCP time vs the shipped-table lookup with every table's
 bias and ∫p²Var; the doubly-LOO count path vs the generic O(G²) path; group_rewards throughput on a
-32 x 16 batch; the exact effective reward at G = 16, K = 8 by the binomial path and by multinomial enumeration (same run).
+32 x 16 batch; the exact effective reward at G = 16, K = 8 by the binomial path and by multinomial enumeration
+(same run).
 
 Run: ``OMP_NUM_THREADS=1 python bench/bench_estimators.py``
 """
