@@ -43,15 +43,15 @@ QUICK_MONOTONE_MAX_G = 16
 #: (estimator, G) of the sampled runs of the right panel.
 SAMPLED_RUNS = (("plugin", 16), ("minimax", 16), ("aqp", 16))
 #: Sampled runs (full, quick): steps and step size. The stationary fluctuation of the policy scales like √lr.
-SAMPLED_STEPS = (4000, 400)
-SAMPLED_LR = (0.01, 0.05)
+SAMPLED_STEPS = (12_000, 400)
+SAMPLED_LR = (0.003, 0.05)
 #: Sampled-run smoothing window (logged points) for the drawn running mean.
 SMOOTH = 10
 
 
 def _estimator_color(kind: str) -> str:
     if kind == "aqp":
-        return color("aqp", 6)
+        return color("aqp", 2)  # bluish green (not in COLORS)
     return color(kind, 4) if kind != "minimax_monotone" else color("monotone", 5)
 
 

@@ -66,10 +66,11 @@ class SimulationConfig:
     """exact (G → ∞) | expected (finite G, no noise) | sampled"""
     group_size: int = 8
     """G, samples per prompt (and per view)"""
-    estimator: str = "minimax"
-    """log/power estimator of the group reward: plugin | loo | unbiased | minimax | minimax_monotone
-    (the minimax log table has O(1/G²) bias but its variance explodes past G ≈ 16: prefer
-    minimax_monotone or plugin for sampled runs with large G)"""
+    estimator: str = "aqp"
+    """log/power estimator of the group reward: aqp (default: T12's variance-aware table, κ = 2; power terms
+    keep their U-statistics) | plugin | loo | unbiased | minimax | minimax_monotone. The minimax log table has
+    the least bias (T8) but its variance explodes past G ≈ 8 (sampled GRPO at G = 16 ends at TV ≈ 0.2–0.3
+    from ν*, AQP at ≈ 0.004; bench/experiments_aqp.py)"""
     baseline: str = "rloo"
     """advantage centering: rloo | mean | none | doubly-loo (T11; doubly-loo recomputes the other samples'
     rewards without sample i, T11b)"""
