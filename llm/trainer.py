@@ -130,7 +130,8 @@ class TrainConfig:
     """tqdm progress bar with live metrics."""
     # --- issue 12 (T11a, T11b, T12): RLOO-aware tables; baseline doubly-loo and estimator aqp are accepted above
     rloo_aware: bool = True
-    """With baseline rloo, design the count tables for G − 1 samples (RLOO applies them to Bin(G−2) counts, T11a)."""
+    """With baseline rloo or mean, design the count tables for G − 1 samples (both apply them to Bin(G−2) counts,
+    T11a/T11d)."""
 
     def validate(self) -> None:
         get_algorithm(self.algorithm)
@@ -174,7 +175,7 @@ class TrainConfig:
     def reward_settings(self) -> RewardSettings:
         consensus = self.consensus if self.algorithm == "coherence-grpo" else "none"
         return RewardSettings(self.tau, self.estimator, consensus, self.base_objective,
-                              rloo_aware=self.baseline == "rloo" and self.rloo_aware)
+                              rloo_aware=self.baseline in ("rloo", "mean") and self.rloo_aware)
 
 
 # ----------------------------------------------------------------------------------------------- data

@@ -167,6 +167,11 @@ def test_rloo_aware_gini_is_unbiased():
     theory = np.array([-0.187, 0.213, 0.48])  # THEORY T11a's shrunk RLOO values, up to a constant
     np.testing.assert_allclose(plain - plain.mean(), theory - theory.mean(), atol=1e-3)
     assert table_size_for("doubly-loo", G) is None and table_size_for("rloo", G, rloo_aware=False) is None
+    assert table_size_for("mean", G) == G - 1 and table_size_for("none", G) is None
+    # T11d: under the self-inclusive mean the (G−1)-table also leaves only its own bias
+    mean_aware = effective_reward("gini", nu, G, baseline="mean", tau=tau, task_reward=r, estimator="unbiased",
+                                  table_size=G - 1)
+    assert np.ptp(mean_aware - (G - 1) / G * (-2 * tau * nu)) < TOL_EXACT
 
 
 @pytest.mark.parametrize("objective,estimator", [("entropy", "aqp"), ("sharpen", "plugin"),

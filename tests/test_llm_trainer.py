@@ -105,7 +105,7 @@ def test_rewards_and_advantages_equal_dagsim_on_the_same_groups(algorithm, extra
         [_problem()], _texts(view0 + view1), views=2, config=config, multipliers=multipliers
     )
     tau, est = config.tau, config.estimator
-    ts = config.group_size - 1 if config.baseline == "rloo" and config.rloo_aware else None  # T11a tables
+    ts = config.group_size - 1 if config.baseline in ("rloo", "mean") and config.rloo_aware else None  # T11a
     if algorithm == "gt-grpo":
         expected = group_rewards("reward", np.stack(idx), n_answers=n, task_reward=r, estimator=est)
     elif algorithm in ("ttrl", "empo"):

@@ -144,10 +144,12 @@ def _sized_table(ctx: RewardContext, build: Callable[[int], np.ndarray]) -> np.n
 def table_size_for(baseline: str, group_size: int, *, rloo_aware: bool = True) -> int | None:
     """T11a: the sample count the count tables should be designed for under ``baseline``.
 
-    ``"rloo"`` (with ``rloo_aware``): ``G - 1`` — RLOO applies the table to ``C' ~ Bin(G-2, p)``; anything
-    else (``"doubly-loo"``, ``"mean"``, ``"none"``): ``None`` (the group's own size G, T7/T8).
+    ``"rloo"`` and ``"mean"`` (with ``rloo_aware``): ``G - 1`` — RLOO applies the table to ``C' ~ Bin(G-2, p)``,
+    and the self-inclusive mean is exactly (G-1)/G times RLOO (T11d); ``"doubly-loo"``, ``"none"``: ``None``
+    (the group's own size G, T7/T8).
     """
-    return int(group_size) - 1 if (baseline == "rloo" and rloo_aware and group_size > 2) else None
+    centered = baseline in ("rloo", "mean")
+    return int(group_size) - 1 if (centered and rloo_aware and group_size > 2) else None
 
 
 def _power_kind(estimator: str) -> str:

@@ -98,9 +98,9 @@ class SimulationConfig:
     gradient preconditioned by the tabular Fisher) instead of the plain logit gradient"""
     # --- T11a/T12 (issue 12): RLOO-aware count tables
     rloo_aware: bool = True
-    """with baseline rloo, design the count tables (log and power estimators) for G − 1 samples: RLOO applies
-    them to Bin(G − 2, ν) counts, so a (G−1)-table leaves only its own bias (T11a); --no-rloo-aware uses
-    the G-table"""
+    """with baseline rloo (or mean, T11d), design the count tables (log and power estimators) for G − 1
+    samples: RLOO applies them to Bin(G − 2, ν) counts, so a (G−1)-table leaves only its own bias (T11a);
+    --no-rloo-aware uses the G-table"""
 
     def validate(self) -> None:
         get_algorithm(self.algorithm)
