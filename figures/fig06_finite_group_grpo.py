@@ -43,8 +43,8 @@ QUICK_MONOTONE_MAX_G = 16
 #: (estimator, G) of the sampled runs of the right panel.
 SAMPLED_RUNS = (("plugin", 16), ("minimax", 16), ("aqp", 16))
 #: Sampled runs (full, quick): steps and step size. The stationary fluctuation of the policy scales like √lr.
-SAMPLED_STEPS = (12_000, 400)
-SAMPLED_LR = (0.003, 0.05)
+SAMPLED_STEPS = (20_000, 400)
+SAMPLED_LR = (0.01, 0.05)
 #: Sampled-run smoothing window (logged points) for the drawn running mean.
 SMOOTH = 10
 
