@@ -243,16 +243,78 @@ def summary(result: dict, G: int = 16) -> dict:
             "target": "within 2x of its own stationary bias and >= 2.5x closer than plug-in (issue 12)"}
 
 
+CONSENSUS_GROUPS = (8, 16)
+CONSENSUS_ESTIMATORS = ("plugin", "minimax_monotone", "aqp")
+CONSENSUS_SEED = 5
+
+
+def consensus(quick: bool) -> dict:
+    """Multi-view arithmetic consensus (E5; its reward mixes log q̂ — a plug-in mixture — and the table's
+    log ν̂_j): the exact expected-mode stationary point by the simulator (natural gradient, 300 steps) on
+    two-view arithmetic tasks whose views slip differently; TV to the consensus optimum."""
+    from dagsim.generators import arithmetic_problem, arithmetic_task
+    from dagsim.grpo.simulator import SimulationConfig, simulate
+
+    rng = np.random.default_rng(CONSENSUS_SEED)
+    tasks = [arithmetic_task(arithmetic_problem(rng, 3, 6), [[0.15, 0.15, 0.15], [0.25, 0.1, 0.1]])
+             for _ in range(2 if quick else 3)]
+    rows = []
+    for G in CONSENSUS_GROUPS[:1] if quick else CONSENSUS_GROUPS:
+        for est in CONSENSUS_ESTIMATORS:
+            for base in DEFAULT_BASELINES:
+                t0 = time.perf_counter()
+                cfg = SimulationConfig(algorithm="coherence-grpo", objective="consensus", consensus="arithmetic",
+                                       beta=1.0, tau=0.5, mode="expected", natural=True, group_size=G, estimator=est,
+                                       baseline=base, steps=300, lr=0.5)
+                res = simulate(tasks, cfg, log_every=150)
+                row = {"G": G, "estimator": est, "baseline": base,
+                       "expected_tv": res.history[-1]["distance_to_optimum"],
+                       "change_last_150_steps": abs(res.history[-1]["distance_to_optimum"]
+                                                    - res.history[-2]["distance_to_optimum"])}
+                rows.append(row)
+                print(f"consensus G={G:<3d} {est:18s} {base:11s} expected-mode TV {row['expected_tv']:.5f} "
+                      f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    return {"objective": "consensus (arithmetic, 2 views)", "beta": 1.0, "tau": 0.5, "n_tasks": len(tasks),
+            "seed": CONSENSUS_SEED, "rows": rows}
+
+
+def markdown(result: dict, estimators=("plugin", "minimax", "minimax_monotone", "aqp(kappa=1)", "aqp(kappa=2)",
+                                       "aqp(kappa=4)")) -> str:
+    """One markdown table per objective: rows (G, baseline), columns estimators, cells sampled / expected TV."""
+    rows = result["rows"]
+    keys = sorted({(r["G"], r["baseline"]) for r in rows}, key=lambda k: (k[0], k[1]))
+    head = "| G | baseline | " + " | ".join(estimators) + " |\n|---|---|" + "---|" * len(estimators)
+    lines = [head]
+    for G, base in keys:
+        cells = []
+        for est in estimators:
+            r = next((x for x in rows if x["G"] == G and x["baseline"] == base and x["estimator"] == est), None)
+            cells.append("–" if r is None or r["sampled_tv"] is None else
+                         f"{r['sampled_tv']:.4f} / {r['expected_tv']:.4f}")
+        lines.append(f"| {G} | {base} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="results/aqp_experiments.json")
-    ap.add_argument("--objectives", nargs="+", default=["entropy", "sharpen"], choices=["entropy", "sharpen"])
+    ap.add_argument("--objectives", nargs="+", default=["entropy", "sharpen"],
+                    choices=["entropy", "sharpen", "consensus"])
     ap.add_argument("--lr", type=float, default=None, help=f"step size (default {LR[0]}, quick {LR[1]})")
     ap.add_argument("--steps", type=int, default=None, help=f"steps (default {STEPS[0]}, quick {STEPS[1]})")
     ap.add_argument("--groups", type=int, nargs="+", default=None, help=f"group sizes (default {GROUPS})")
     ap.add_argument("--baselines", nargs="+", default=list(DEFAULT_BASELINES), choices=list(BASELINES))
+    ap.add_argument("--markdown", default=None, metavar="JSON", help="print the tables of a finished run and exit")
     args = ap.parse_args(argv)
+    if args.markdown:
+        import json
+
+        for objective, res in json.loads(open(args.markdown, encoding="utf-8").read())["experiments"].items():
+            if objective == "consensus":
+                continue
+            print(f"{objective} (sampled TV / expected-mode stationary TV):\n{markdown(res)}\n")
+        return 0
     t0 = time.perf_counter()
     out = {"command": "nice -n 5 python bench/experiments_aqp.py " + " ".join(argv if argv is not None
                                                                               else __import__("sys").argv[1:]),
@@ -260,6 +322,9 @@ def main(argv=None) -> int:
            "beta": BETA, "tau": TAUS, "policy": "tabular softmax over answers, exact KL gradient, no clipping",
            "experiments": {}}
     for objective in args.objectives:
+        if objective == "consensus":
+            out["experiments"][objective] = consensus(args.quick)
+            continue
         res = run(objective, args.quick, lr=args.lr, steps=args.steps, groups=args.groups,
                   baselines=tuple(args.baselines))
         res["summary_G16"] = summary(res)
