@@ -158,6 +158,7 @@ def _enumeration_path(
     keep = prob > 0.0  # compositions using an answer of probability 0 contribute nothing
     comps, prob = comps[keep], prob[keep]
     positions = np.arange(G - 1)
+    rule = doubly_loo_rule(objective, n_answers=K, group_size=G, **reward_kw) if baseline == "doubly-loo" else None
     out = np.zeros(K)
     for start in range(0, len(comps), _ENUM_CHUNK):
         chunk = comps[start : start + _ENUM_CHUNK]  # (n, K)
@@ -169,7 +170,6 @@ def _enumeration_path(
                 [np.full(len(chunk), z, dtype=np.int64), others]
             )  # (n, G); sample i first
             if baseline == "doubly-loo":
-                rule = doubly_loo_rule(objective, n_answers=K, group_size=G, **reward_kw)
                 adv, _ = doubly_loo_advantages(groups, rule, scale=scale)  # (n, G)
             else:
                 g = group_rewards(objective, groups, n_answers=K, **reward_kw)  # (n, G)
