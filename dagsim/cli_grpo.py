@@ -69,6 +69,7 @@ def _simulate(p: argparse.ArgumentParser):
     p.add_argument("--entropy-gate", action="store_true", help=_field_help("entropy_gate"))
     p.add_argument("--n-votes", type=int, default=d["n_votes"], help=_field_help("n_votes"))
     p.add_argument("--advantage-eps", type=float, default=d["advantage_eps"], help=_field_help("advantage_eps"))
+    p.add_argument("--no-rloo-aware", dest="rloo_aware", action="store_false", help=_field_help("rloo_aware"))
     p.add_argument("--out", default=None, help="write the per-step trajectory as JSONL (run.jsonl)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -78,7 +79,7 @@ def _simulate(p: argparse.ArgumentParser):
             consensus=args.consensus, mode=args.mode, group_size=args.group_size, estimator=args.estimator,
             baseline=args.baseline, scale=args.scale, steps=args.steps, lr=args.lr, seed=args.seed,
             clip_eps=args.clip_eps, inner_epochs=args.inner_epochs, kl_estimator=args.kl_estimator,
-            dual_lr=args.dual_lr, natural=args.natural, label_free=args.label_free,
+            dual_lr=args.dual_lr, natural=args.natural, label_free=args.label_free, rloo_aware=args.rloo_aware,
             tie_break=args.tie_break, no_answer=args.no_answer, no_answer_label=args.no_answer_label,
             entropy_gate=args.entropy_gate, n_votes=args.n_votes, advantage_eps=args.advantage_eps)
         models = [load_model_file(f) for f in args.files]

@@ -47,6 +47,8 @@ class RewardSettings:
     estimator: str
     consensus: str
     base_objective: str
+    rloo_aware: bool = False
+    """T11a (issue 12): count tables designed for G − 1 samples (the trainer sets it under RLOO)."""
     no_answer: str = "auto"
     """drop | singleton | pool | auto (= the algorithm's published default: ttrl drop, empo singleton; the
     no-answer bucket is never a candidate label for majority/consensus unless pool)."""
@@ -81,10 +83,17 @@ def _grpo():
     return grpo_rewards
 
 
-def _per_view(objective: str, answers_per_view, n_answers, task_reward, tau, estimator, **options):
+def _per_view(objective: str, answers_per_view, n_answers, task_reward, tau, estimator, rloo_aware=False,
+              **options):
+    G = len(answers_per_view[0])
+    if any(len(a) != G for a in answers_per_view):  # doubly-LOO subgroups: one view one sample short
+        return [_per_view(objective, [a], n_answers, task_reward, tau, estimator, rloo_aware, **options)[0]
+                for a in answers_per_view]
     stacked = np.stack(answers_per_view)  # (n_views, G): each view's group is its own GRPO group
+    table_size = G - 1 if rloo_aware and G > 2 else None  # T11a
     out = _grpo().group_rewards(
         objective, stacked, n_answers=n_answers, tau=tau, task_reward=task_reward, estimator=estimator,
+        table_size=table_size,
         **options,
     )
     return list(np.asarray(out, dtype=np.float64))
@@ -96,35 +105,36 @@ def _marked(s: RewardSettings, no_answer: int | None) -> int | None:
 
 
 def _gt(answers_per_view, n_answers, task_reward, s: RewardSettings, no_answer=None):
-    return _per_view("reward", answers_per_view, n_answers, task_reward, 0.0, s.estimator)
+    return _per_view("reward", answers_per_view, n_answers, task_reward, 0.0, s.estimator, s.rloo_aware)
 
 
 def _ttrl(answers_per_view, n_answers, task_reward, s: RewardSettings, no_answer=None):
     return _per_view(
-        "ttrl", answers_per_view, n_answers, None, s.tau, s.estimator,
+        "ttrl", answers_per_view, n_answers, None, s.tau, s.estimator, s.rloo_aware,
         no_answer=no_answer, tie_break=s.tie_break, no_answer_rule=s.no_answer_rule,
     )
 
 
 def _empo(answers_per_view, n_answers, task_reward, s: RewardSettings, no_answer=None):
     return _per_view(
-        "empo", answers_per_view, n_answers, None, s.tau, s.estimator,
+        "empo", answers_per_view, n_answers, None, s.tau, s.estimator, s.rloo_aware,
         no_answer=no_answer, no_answer_rule=s.no_answer_rule, entropy_gate=s.entropy_gate,
     )
 
 
 def _coherence(answers_per_view, n_answers, task_reward, s: RewardSettings, no_answer=None):
     if s.consensus == "none":
-        return _per_view("sharpen", answers_per_view, n_answers, None, s.tau, s.estimator)
+        return _per_view("sharpen", answers_per_view, n_answers, None, s.tau, s.estimator, s.rloo_aware)
     out = _grpo().consensus_group_rewards(
         list(answers_per_view), n_answers=n_answers, tau=s.tau, consensus=s.consensus, estimator=s.estimator,
         no_answer=_marked(s, no_answer),
+        rloo_aware=s.rloo_aware,
     )
     return [np.asarray(r, dtype=np.float64) for r in out]
 
 
 def _diversity(answers_per_view, n_answers, task_reward, s: RewardSettings, no_answer=None):
-    return _per_view("entropy", answers_per_view, n_answers, task_reward, s.tau, s.estimator)
+    return _per_view("entropy", answers_per_view, n_answers, task_reward, s.tau, s.estimator, s.rloo_aware)
 
 
 def _pairwise(answers_per_view, n_answers, task_reward, s: RewardSettings, no_answer=None):
@@ -136,7 +146,8 @@ def _constrained_base(answers_per_view, n_answers, task_reward, s: RewardSetting
     tr = task_reward if s.base_objective in ("reward", "entropy", "gini", "tsallis") else None
     tau = 0.0 if s.base_objective == "reward" else s.tau
     return _per_view(
-        s.base_objective, answers_per_view, n_answers, tr, tau, s.estimator, no_answer=_marked(s, no_answer)
+        s.base_objective, answers_per_view, n_answers, tr, tau, s.estimator, s.rloo_aware,
+        no_answer=_marked(s, no_answer),
     )
 
 
@@ -188,12 +199,18 @@ def score_problem(
     answers_per_view: Sequence[Sequence[str | None]],
     ground_truth: str | None,
     settings: RewardSettings,
+    *,
+    cluster: bool = True,
+    task_reward_fn: Callable[[list[str]], np.ndarray] | None = None,
 ) -> ProblemScores:
     """Answer keys of one problem (``None`` = no answer) -> indices -> no-answer index -> adapter rewards.
 
     The single path from extracted answers to ``dagsim`` rewards, shared by ``llm.trainer.score_groups``
     and the TRL bridge, so both give the same rewards (ttrl/empo as published by default).
     ``answers_per_view[j][i]``: the canonical answer key of sample i of view j, in sampling order.
+    ``cluster``: merge math-verify-equivalent symbolic keys (``llm.answers.index_answers``). The task reward
+    is ``task_reward_fn(answer_strings)`` when given (e.g. a data set's own scorer), else 1 for
+    ``ground_truth``'s class (None: no task reward).
     """
     from llm.answers import index_answers, task_reward_vector
 
@@ -202,9 +219,14 @@ def score_problem(
         raise ValidationError(f"no_answer must be one of {NO_ANSWER_CHOICES}, got {settings.no_answer!r}")
     if settings.tie_break not in TIE_BREAK_CHOICES:
         raise ValidationError(f"tie_break must be one of {TIE_BREAK_CHOICES}, got {settings.tie_break!r}")
-    indices, strings = index_answers(answers_per_view)
+    indices, strings = index_answers(answers_per_view, cluster=cluster)
     na = no_answer_index(strings)
-    task_reward = task_reward_vector(strings, ground_truth) if ground_truth is not None else None
+    if task_reward_fn is not None:
+        task_reward = np.asarray(task_reward_fn(strings), dtype=np.float64)
+    elif ground_truth is not None:
+        task_reward = task_reward_vector(strings, ground_truth, cluster=cluster)
+    else:
+        task_reward = None
     rewards = spec.rewards(indices, len(strings), task_reward, settings, no_answer=na)
     return ProblemScores(indices, strings, na, task_reward, [np.asarray(r, dtype=np.float64) for r in rewards])
 
@@ -264,16 +286,48 @@ def dual_step(multipliers: np.ndarray, constraint_values: np.ndarray, cap: float
     )
 
 
-def group_advantages(
-    rewards: np.ndarray, baseline: str, scale: str, eps: float | None = None
-) -> tuple[np.ndarray, int]:
-    """``dagsim.grpo.advantages.advantages`` on (n_groups, G) rewards (T11): (adv, n_zero_std_groups).
+def doubly_loo_baselines(rewards_fn: Callable, idx_per_view, n_answers: int, task_reward, settings: RewardSettings,
+                         post: Callable | None = None, no_answer: int | None = None) -> list[np.ndarray]:
+    """T11b: per view, ``b_i = mean_{j≠i} R_j^{(−i)}`` — the view's rewards recomputed on its group without
+    sample i (every other view unchanged), O(G²) reward calls' work. ``post(rewards, answers)`` is applied
+    to the recomputed rewards (e.g. the constraint penalty). ``no_answer``: the problem's no-answer index
+    (as for the rewards themselves). Returns one (G,) array per view."""
+    out = []
+    for v, idx in enumerate(idx_per_view):
+        b = np.empty(len(idx))
+        for i in range(len(idx)):
+            views = list(idx_per_view)
+            views[v] = np.delete(np.asarray(idx), i)
+            r = np.asarray(rewards_fn(views, n_answers, task_reward, settings, no_answer=no_answer)[v],
+                           dtype=np.float64)
+            b[i] = (post(r, views[v]) if post is not None else r).mean()
+        out.append(b)
+    return out
 
-    ``eps``: the ε of the std scaling (None: dagsim's ``ADVANTAGE_EPS``).
-    """
-    from dagsim.grpo.advantages import ADVANTAGE_EPS, advantages
 
-    adv, n_zero = advantages(rewards, baseline=baseline, scale=scale, eps=ADVANTAGE_EPS if eps is None else eps)
+def group_advantages(rewards: np.ndarray, baseline: str, scale: str, *, doubly_loo: np.ndarray | None = None,
+                     extra_rewards: np.ndarray | None = None, eps: float | None = None) -> tuple[np.ndarray, int]:
+    """``dagsim.grpo.advantages`` on (n_groups, G) rewards (T11): (adv, n_zero_std_groups).
+
+    ``baseline="doubly-loo"`` needs ``doubly_loo`` (n_groups, G), the baselines of :func:`doubly_loo_baselines`.
+    ``extra_rewards`` (same shape) is a count-free per-sample term added to the rewards (the sequence-level
+    −β·log π/π0): under doubly-LOO its baseline is plain leave-one-out. ``eps``: the ε of the std scaling
+    (None: dagsim's ``ADVANTAGE_EPS``)."""
+    from dagsim.grpo.advantages import ADVANTAGE_EPS, advantages, rescale_advantages
+
+    eps = ADVANTAGE_EPS if eps is None else eps
+    if baseline == "doubly-loo":
+        if doubly_loo is None:
+            raise ValidationError("baseline 'doubly-loo' needs the recomputed baselines (doubly_loo_baselines)")
+        centered, total = rewards - doubly_loo, rewards
+        if extra_rewards is not None:
+            G = rewards.shape[1]
+            centered = centered + G / (G - 1) * (extra_rewards - extra_rewards.mean(axis=1, keepdims=True))
+            total = rewards + extra_rewards
+        adv, n_zero = rescale_advantages(centered, total, scale=scale, eps=eps)
+    else:
+        total = rewards if extra_rewards is None else rewards + extra_rewards
+        adv, n_zero = advantages(total, baseline=baseline, scale=scale, eps=eps)
     adv = np.asarray(adv, dtype=np.float64)
     if not np.all(np.isfinite(adv)):
         raise FloatingPointError("dagsim advantages returned non-finite values")

@@ -105,20 +105,21 @@ def test_rewards_and_advantages_equal_dagsim_on_the_same_groups(algorithm, extra
         [_problem()], _texts(view0 + view1), views=2, config=config, multipliers=multipliers
     )
     tau, est = config.tau, config.estimator
+    ts = config.group_size - 1 if config.baseline in ("rloo", "mean") and config.rloo_aware else None  # T11a
     if algorithm == "gt-grpo":
         expected = group_rewards("reward", np.stack(idx), n_answers=n, task_reward=r, estimator=est)
     elif algorithm in ("ttrl", "empo"):  # the no-answer bucket (index 2) is marked (issue #16 defaults)
         expected = group_rewards(algorithm, np.stack(idx), n_answers=n, tau=tau, estimator=est, no_answer=2)
     elif algorithm == "coherence-grpo" and config.consensus == "none":
-        expected = group_rewards("sharpen", np.stack(idx), n_answers=n, tau=tau, estimator=est)
+        expected = group_rewards("sharpen", np.stack(idx), n_answers=n, tau=tau, estimator=est, table_size=ts)
     elif algorithm == "coherence-grpo":
         expected = np.stack(
-            consensus_group_rewards(
-                idx, n_answers=n, tau=tau, consensus=config.consensus, estimator=est, no_answer=2
-            )
+            consensus_group_rewards(idx, n_answers=n, tau=tau, consensus=config.consensus, estimator=est,
+                                    rloo_aware=ts is not None, no_answer=2)
         )
     elif algorithm == "diversity-grpo":
-        expected = group_rewards("entropy", np.stack(idx), n_answers=n, tau=tau, task_reward=r, estimator=est)
+        expected = group_rewards("entropy", np.stack(idx), n_answers=n, tau=tau, task_reward=r, estimator=est,
+                                 table_size=ts)
     elif algorithm == "pairwise-coherence-grpo":
         expected = np.stack(pairwise_group_rewards(idx, n_answers=n, tau=tau))
     else:
@@ -279,6 +280,7 @@ def test_bad_configs_fail_fast_naming_the_field(tiny_model_dir, tmp_path):
                 prompts_per_step=1,
                 consensus="geometric",
                 progress=False,
+                eval_fraction=0.0,  # one problem: nothing to hold out
             )
         )
 
