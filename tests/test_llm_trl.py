@@ -253,3 +253,25 @@ def test_two_real_grpo_trainer_steps_on_the_tiny_model(tmp_path, tiny_base):
     assert np.abs(rloo).max() > 0.1
     changed = [k for k, v in model.named_parameters() if not np.array_equal(before[k].numpy(), v.detach().numpy())]
     assert changed, "non-zero advantages but no parameter moved"
+
+
+def test_example_script_trains_and_rejects_a_layout_that_would_split_views(tmp_path, tiny_base, capsys):
+    """``examples/trl_coherence_grpo.py`` in this process (its two-process launch line: the README)."""
+    pytest.importorskip("trl")
+    import importlib.util
+    import json
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "trl_coherence_grpo.py"
+    spec = importlib.util.spec_from_file_location("trl_coherence_grpo", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    common = ["--model", str(tiny_base), "--cpu", "--steps", "1", "--problems", "4", "--max-completion-length", "8"]
+    out = tmp_path / "ok"
+    assert example.main([*common, "--out", str(out), "--per-device-batch", "8"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 1 and summary["num_processes"] == 1 and summary["num_generations"] == 4
+    assert 0.0 <= summary["last_metrics"]["alft/answer_entropy"] <= np.log(4) + 1e-6
+    assert (out / "final" / "config.json").is_file()
+    capsys.readouterr()
+    assert example.main([*common, "--out", str(tmp_path / "bad"), "--per-device-batch", "4"]) == 2
+    assert "not a multiple of n_views x num_generations = 2 x 4" in capsys.readouterr().err
