@@ -146,6 +146,11 @@ def worker(base: str, out: str) -> None:
         "strict", base, out, args=args, train=single, funcs=make_reward_funcs(args, "ttrl", strict=True)
     )
     atomic_write_text(Path(out) / f"rank{rank}.json", json.dumps(results))
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 # ------------------------------------------------------------------------------------------------- test side
