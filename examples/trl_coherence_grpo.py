@@ -112,6 +112,7 @@ def grpo_config(GRPOConfig, a: argparse.Namespace, out: Path, multi_view: bool):
 
 
 def run(a: argparse.Namespace) -> dict:
+    import torch
     from accelerate import PartialState
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -171,6 +172,8 @@ def run(a: argparse.Namespace) -> dict:
         "generation_batch_size": config.generation_batch_size,
         "steps": trainer.state.global_step,
         "steps_per_second": (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else None,
+        "mean_completion_length": sum(h["completions/mean_length"] for h in metrics) / max(1, len(metrics)),
+        "torch_threads_per_process": torch.get_num_threads(),
         "last_metrics": {k: v for k, v in last.items() if k.startswith(("alft/", "reward"))},
     }
     trainer.save_model(str(out / "final"))
