@@ -275,3 +275,25 @@ def test_example_script_trains_and_rejects_a_layout_that_would_split_views(tmp_p
     capsys.readouterr()
     assert example.main([*common, "--out", str(tmp_path / "bad"), "--per-device-batch", "4"]) == 2
     assert "not a multiple of n_views x num_generations = 2 x 4" in capsys.readouterr().err
+
+
+def test_views_scattered_by_trls_default_shuffle_name_the_problem_and_shuffle_dataset(tmp_path, tiny_base):
+    """A real trainer with TRL's default shuffle_dataset=True: the error names the problem and the setting."""
+    pytest.importorskip("trl")
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from llm.model import load_model
+    from llm.tasks import ArithmeticTaskConfig, split_problems
+
+    model, tok = load_model(tiny_base)
+    train, _ = split_problems(ArithmeticTaskConfig(n_views=2))
+    data = Dataset.from_list([{"prompt": v, "problem_id": p.problem_id} for p in train[:8] for v in p.views])
+    args = GRPOConfig(
+        output_dir=str(tmp_path), per_device_train_batch_size=8, num_generations=4, max_completion_length=8,
+        max_steps=2, report_to="none", save_strategy="no", use_cpu=True, bf16=False, seed=0, disable_tqdm=True,
+    )  # fmt: skip
+    reward = trl_rewards.make_reward_func("coherence-grpo", consensus="geometric", n_views=2)  # G from the trainer
+    trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=data, processing_class=tok)
+    with pytest.raises(ValidationError, match=r"problem '.*' has 1 of its 2 views.*now shuffle_dataset=True"):
+        trainer.train()
