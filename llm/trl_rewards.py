@@ -49,7 +49,7 @@ group mean of what the reward function returns, so it is refused with that expla
 
 Example (G from the config)::
 
-    args = GRPOConfig(num_generations=8, per_device_train_batch_size=6, ...)   # groups split: fine
+    args = GRPOConfig(num_generations=8, per_device_train_batch_size=12, ...)  # 2 processes: a group split
     funcs = make_reward_funcs(args, "coherence-grpo", consensus="none")
     trainer = GRPOTrainer(model=..., reward_funcs=funcs, args=args, ...)
 """
