@@ -43,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="", help="local causal LM directory (dagsim llm pretrain writes one)")
     p.add_argument("--pretrain-steps", type=int, default=0, help="without --model: pretrain a base this long")
-    p.add_argument("--data", default="", help="GSM8K-style JSONL instead of the embedded task")
+    p.add_argument("--data", default="", help="JSONL file or reasoning-gym:NAME?... instead of the embedded task")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--algorithm", default="coherence-grpo", help="gt-grpo, ttrl, empo, coherence-grpo, ...")
     p.add_argument("--consensus", default="geometric", help="coherence-grpo: none, arithmetic, geometric, majority")
@@ -69,9 +69,9 @@ def build_dataset(a, model_dir: str, multi_view: bool):
     from datasets import Dataset
 
     from dagsim.errors import ValidationError
-    from llm.tasks import load_jsonl, split_problems, task_config_of
+    from llm.tasks import load_data, split_problems, task_config_of
 
-    problems = load_jsonl(a.data) if a.data else split_problems(task_config_of(model_dir))[0]
+    problems = load_data(a.data) if a.data else split_problems(task_config_of(model_dir))[0]
     if a.problems:
         problems = problems[: a.problems]
     if multi_view and min(p.n_views for p in problems) < 2:
