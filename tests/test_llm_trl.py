@@ -200,6 +200,7 @@ def test_two_real_grpo_trainer_steps_on_the_tiny_model(tmp_path, tiny_base):
     """Two real steps: TRL's advantages are the RLOO advantages of our rewards, and the parameters move."""
     pytest.importorskip("trl")
     from datasets import Dataset
+    from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
     from dagsim.grpo.advantages import advantages
@@ -212,7 +213,7 @@ def test_two_real_grpo_trainer_steps_on_the_tiny_model(tmp_path, tiny_base):
     G = 4
     args = GRPOConfig(
         output_dir=str(tmp_path / "trl"),
-        per_device_train_batch_size=2 * G,
+        per_device_train_batch_size=4 * G,
         num_generations=G,
         max_completion_length=24,
         max_steps=2,
@@ -230,27 +231,36 @@ def test_two_real_grpo_trainer_steps_on_the_tiny_model(tmp_path, tiny_base):
         top_k=0,
     )
     (reward,) = trl_rewards.make_reward_funcs(args, "coherence-grpo", consensus="none", baseline="rloo")
-    calls = []
+    calls, trl_advantages = [], []
 
     def recorded(prompts, completions, **kwargs):
         out = reward(prompts=prompts, completions=completions, **kwargs)
         calls.append((list(prompts), [trl_rewards.completion_text(c) for c in completions], out))
         return out
 
+    class Advantages(TrainerCallback):  # TRL keeps the last generation batch's advantages in _logs
+        def on_step_end(self, args, state, control, **kwargs):
+            trl_advantages.append(list(trainer._logs["advantages"]))
+
     recorded.__name__ = reward.__name__
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
-    trainer = GRPOTrainer(model=model, reward_funcs=[recorded], args=args, train_dataset=data, processing_class=tok)
+    trainer = GRPOTrainer(
+        model=model, reward_funcs=[recorded], args=args, train_dataset=data, processing_class=tok,
+        callbacks=[Advantages()],
+    )  # fmt: skip
     trainer.train()
-    assert trainer.state.global_step == 2 and len(calls) == 2
+    assert trainer.state.global_step == 2 and len(calls) == 2 and len(trl_advantages) == 2
     logged = [h for h in trainer.state.log_history if "alft/answer_entropy" in h]
     assert len(logged) == 2 and all(0.0 <= h["alft/answer_entropy"] <= np.log(G) + 1e-6 for h in logged)
-    # The last batch: TRL's advantages are dagsim's RLOO advantages of the plain (un-transformed) rewards.
-    prompts, texts, _ = calls[-1]
-    plain = np.array(trl_rewards.make_reward_func("coherence-grpo", group_size=G)(prompts=prompts, completions=texts))
-    rloo, n_flat = advantages(plain.reshape(-1, G), baseline="rloo", scale="none")
-    np.testing.assert_allclose(np.array(trainer._logs["advantages"]), rloo.ravel(), rtol=0, atol=1e-5)
-    assert n_flat < len(plain) // G, "every group had equal rewards: the test would not see a parameter update"
-    assert np.abs(rloo).max() > 0.1
+    plain_func = trl_rewards.make_reward_func("coherence-grpo", group_size=G)
+    n_signal = 0
+    for (prompts, texts, _), got in zip(calls, trl_advantages):
+        # TRL's advantages are dagsim's RLOO advantages of the plain (un-transformed) rewards.
+        plain = np.array(plain_func(prompts=prompts, completions=texts))
+        rloo, n_flat = advantages(plain.reshape(-1, G), baseline="rloo", scale="none")
+        np.testing.assert_allclose(np.array(got), rloo.ravel(), rtol=0, atol=1e-5)
+        n_signal += len(plain) // G - n_flat
+    assert n_signal > 0, "every group had equal rewards: the test would not see a parameter update"
     changed = [k for k, v in model.named_parameters() if not np.array_equal(before[k].numpy(), v.detach().numpy())]
     assert changed, "non-zero advantages but no parameter moved"
 
