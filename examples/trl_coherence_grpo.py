@@ -48,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--algorithm", default="coherence-grpo", help="gt-grpo, ttrl, empo, coherence-grpo, ...")
     p.add_argument("--consensus", default="geometric", help="coherence-grpo: none, arithmetic, geometric, majority")
     p.add_argument("--tau", type=float, default=1.0, help="objective weight τ")
-    p.add_argument("--estimator", default="minimax_monotone", help="log estimator of the sharpen reward")
+    p.add_argument("--estimator", default="aqp", help="log estimator (T12 AQP table)")
     p.add_argument("--baseline", default="mean", help="mean (TRL's) or rloo (needs --scale-rewards none)")
     p.add_argument("--scale-rewards", default="none", help="TRL's scale_rewards: none, group, batch")
     p.add_argument("--num-generations", type=int, default=4, help="G (num_generations, also for evaluation)")

@@ -358,12 +358,13 @@ def make_reward_func(
     group_size: int | None = None,
     eval_group_size: int | None = None,
     tau: float = 1.0,
-    estimator: str = "minimax_monotone",
+    estimator: str = "aqp",
     consensus: str = "none",
     answer_column: str = "answer",
     n_views: int | Mapping | None = None,
     baseline: str = "mean",
     strict: bool = False,
+    rloo_aware: bool = True,
 ) -> Callable[..., list[float]]:
     """A TRL reward function computing ``algorithm``'s rewards (dagsim) on whole groups of G completions.
 
@@ -373,7 +374,9 @@ def make_reward_func(
     strings or plain numbers), needed by gt-grpo and diversity-grpo only. ``n_views``: views per problem for
     multi-view algorithms when the dataset has no ``n_views`` column. ``baseline``: one of
     :data:`BRIDGE_BASELINES`. ``strict``: raise when a process holds a partial group or problem instead of
-    gathering. See the module docstring for the gather, the checks and the logged metrics.
+    gathering. ``estimator`` (default ``aqp``, T12) and ``rloo_aware`` (default True: count tables designed for
+    G − 1 samples, since TRL's mean-centring is (G−1)/G × RLOO, T11a/T11d) match the trainer's defaults. See the
+    module docstring for the gather, the checks and the logged metrics.
     """
     spec = get_algorithm(algorithm)
     for name, g in (("group_size", group_size), ("eval_group_size", eval_group_size)):
@@ -392,7 +395,7 @@ def make_reward_func(
     if baseline not in BRIDGE_BASELINES:
         raise ValidationError(f"baseline must be one of {BRIDGE_BASELINES}, got {baseline!r}")
     settings = RewardSettings(
-        tau, estimator, consensus if algorithm == "coherence-grpo" else "none", "sharpen"
+        tau, estimator, consensus if algorithm == "coherence-grpo" else "none", "sharpen", rloo_aware=rloo_aware
     )
     multi_view = spec.needs_views or settings.consensus != "none"
 

@@ -32,9 +32,8 @@ def test_bridge_rewards_equal_the_trainers(algorithm):
         answer=["#### 4"] * G + ["8"] * G,
         log_metric=lambda k, v: logged.__setitem__(k, v),
     )
-    # the bridge's estimator and G-tables (issue 12 moved the trainer's defaults to aqp + RLOO-aware tables)
-    config = TrainConfig(algorithm=algorithm, group_size=G, consensus="none", estimator="minimax_monotone",
-                         rloo_aware=False)
+    # both default to the aqp estimator with RLOO-aware (G - 1) tables: TRL's mean-centring is (G-1)/G x RLOO
+    config = TrainConfig(algorithm=algorithm, group_size=G, consensus="none")
     expected = np.concatenate(
         [
             score_groups(
