@@ -63,8 +63,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from dagsim.errors import ValidationError
-from llm.answers import extract_answer, index_answers, task_reward_vector
-from llm.rewards import Algorithm, RewardSettings, get_algorithm
+from llm.answers import extract_answers, parse_ground_truth
+from llm.rewards import (
+    NO_ANSWER_CHOICES,
+    TIE_BREAK_CHOICES,
+    Algorithm,
+    RewardSettings,
+    get_algorithm,
+    score_problem,
+)
 
 BRIDGE_BASELINES = ("mean", "rloo")
 """``mean``: rewards as they are (TRL centres them); ``rloo``: ``G/(G−1)·R`` (exact RLOO under scale "none")."""
@@ -219,8 +226,8 @@ class BatchScores:
 
 
 def _truth_of(raw) -> str | None:
-    raw = str(raw)
-    return extract_answer(raw) if "####" in raw else extract_answer(f"#### {raw}")
+    """Key of a ground-truth cell: a worked solution (``... #### 1/2``, ``\\boxed{..}``) or a bare answer."""
+    return parse_ground_truth(str(raw))
 
 
 def score_generation_batch(
@@ -252,8 +259,7 @@ def score_generation_batch(
     rewards = np.zeros(len(keys))  # (N,)
     entropies, majority = [], []
     for views in problems.values():
-        idx, strings = index_answers([answers[g] for g in views])
-        task_reward = None
+        truth = None
         if truths is not None:
             truth = _truth_of(truths[views[0].start])
             if multi_view and any(_truth_of(truths[g.start]) != truth for g in views):
@@ -261,8 +267,9 @@ def score_generation_batch(
                     f"problem {problem_ids[views[0].start]!r}: its views have different ground truths in the "
                     f"answer column"
                 )
-            task_reward = task_reward_vector(strings, truth) if truth is not None else None
-        for g, r, i in zip(views, spec.rewards(idx, len(strings), task_reward, settings), idx, strict=True):
+        # the trainer's own path: keys -> indices -> no-answer index -> adapter (ttrl/empo as published)
+        scored = score_problem(spec, [answers[g] for g in views], truth, settings)
+        for g, r, i in zip(views, scored.rewards, scored.indices, strict=True):
             rewards[g] = r
             counts = np.bincount(i)
             p = counts[counts > 0] / G
@@ -365,6 +372,9 @@ def make_reward_func(
     baseline: str = "mean",
     strict: bool = False,
     rloo_aware: bool = True,
+    no_answer: str = "auto",
+    tie_break: str = "first",
+    entropy_gate: bool = False,
 ) -> Callable[..., list[float]]:
     """A TRL reward function computing ``algorithm``'s rewards (dagsim) on whole groups of G completions.
 
@@ -375,7 +385,9 @@ def make_reward_func(
     multi-view algorithms when the dataset has no ``n_views`` column. ``baseline``: one of
     :data:`BRIDGE_BASELINES`. ``strict``: raise when a process holds a partial group or problem instead of
     gathering. ``estimator`` (default ``aqp``, T12) and ``rloo_aware`` (default True: count tables designed for
-    G − 1 samples, since TRL's mean-centring is (G−1)/G × RLOO, T11a/T11d) match the trainer's defaults. See the
+    G − 1 samples, since TRL's mean-centring is (G−1)/G × RLOO, T11a/T11d) match the trainer's defaults.
+    ``no_answer`` / ``tie_break`` / ``entropy_gate``: the label-free baselines' conventions (README "Differences
+    from the original implementations"; defaults = TTRL's and EMPO's published code, as in the trainer). See the
     module docstring for the gather, the checks and the logged metrics.
     """
     spec = get_algorithm(algorithm)
@@ -395,8 +407,19 @@ def make_reward_func(
     if baseline not in BRIDGE_BASELINES:
         raise ValidationError(f"baseline must be one of {BRIDGE_BASELINES}, got {baseline!r}")
     settings = RewardSettings(
-        tau, estimator, consensus if algorithm == "coherence-grpo" else "none", "sharpen", rloo_aware=rloo_aware
+        tau,
+        estimator,
+        consensus if algorithm == "coherence-grpo" else "none",
+        "sharpen",
+        rloo_aware=rloo_aware,
+        no_answer=no_answer,
+        tie_break=tie_break,
+        entropy_gate=entropy_gate,
     )
+    if no_answer not in NO_ANSWER_CHOICES:
+        raise ValidationError(f"no_answer must be one of {NO_ANSWER_CHOICES}, got {no_answer!r}")
+    if tie_break not in TIE_BREAK_CHOICES:
+        raise ValidationError(f"tie_break must be one of {TIE_BREAK_CHOICES}, got {tie_break!r}")
     multi_view = spec.needs_views or settings.consensus != "none"
 
     def reward_func(prompts, completions, **kwargs) -> list[float]:
@@ -408,7 +431,7 @@ def make_reward_func(
             if len(completions) != n:
                 raise ValidationError(f"got {n} prompts but {len(completions)} completions")
             keys = [prompt_key(p) for p in prompts]
-            answers = [extract_answer(completion_text(c)) for c in completions]
+            answers = extract_answers([completion_text(c) for c in completions])  # one math-verify request
             truths, problem_ids, views = _local_problem(
                 algorithm,
                 spec=spec,

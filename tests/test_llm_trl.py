@@ -308,3 +308,20 @@ def test_views_scattered_by_trls_default_shuffle_name_the_problem_and_shuffle_da
     trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=data, processing_class=tok)
     with pytest.raises(ValidationError, match=r"problem '.*' has 1 of its 2 views.*now shuffle_dataset=True"):
         trainer.train()
+
+
+def test_bridge_gives_the_published_label_free_rewards():
+    """The bridge scores through llm.rewards.score_problem, as the trainer: TTRL drops unparseable answers from
+    the vote (reward 0), ties go to the first answer; EMPO (verl) counts an unparseable answer as a singleton."""
+    G = 4
+    prompts = ["Q: a\nA:"] * G
+    ttrl = trl_rewards.make_reward_func("ttrl", group_size=G)
+    assert ttrl(prompts=prompts, completions=_texts([None, None, None, "3"])) == [0.0, 0.0, 0.0, 1.0]
+    assert ttrl(prompts=prompts, completions=_texts(["5", "3", "3", "5"])) == [1.0, 0.0, 0.0, 1.0]
+    pooled = trl_rewards.make_reward_func("ttrl", group_size=G, no_answer="pool", tie_break="split")
+    assert pooled(prompts=prompts, completions=_texts([None, None, None, "3"])) == [1.0, 1.0, 1.0, 0.0]
+    assert pooled(prompts=prompts, completions=_texts(["5", "3", "3", "5"])) == [0.5] * 4
+    empo = trl_rewards.make_reward_func("empo", group_size=G)
+    assert empo(prompts=prompts, completions=_texts([None, None, "3", "3"])) == [0.25, 0.25, 0.5, 0.5]
+    with pytest.raises(ValidationError, match="no_answer must be one of"):
+        trl_rewards.make_reward_func("ttrl", group_size=G, no_answer="skip")
