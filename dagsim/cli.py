@@ -291,12 +291,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DagsimError as exc:
         print(f"dagsim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("dagsim: interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
         sys.stderr.close()
         return 0
+    except OSError as exc:  # an output path that is a folder, a read-only folder, a full disk: one line
+        from dagsim.io import os_error_message
+
+        print(f"dagsim: error: {os_error_message(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("dagsim: interrupted", file=sys.stderr)
+        return 130
 
 
 def _run_llm(argv: list[str]) -> int:
