@@ -710,7 +710,7 @@ def resolve_resume(config: TrainConfig, given: set[str] | frozenset[str] = froze
         raise ValidationError(_conflict_message(str(run), saved, config, conflicts))
     values = {name: saved[name] for name in known if name in saved}
     values.update({name: getattr(config, name) for name in given if name in known})
-    values["resume"] = config.resume
+    values["resume"], values["overwrite"] = config.resume, config.overwrite  # per invocation, not inherited
     if "out" not in given:
         values["out"] = str(run)
     resolved = TrainConfig(**values)
