@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import fields
 
 from dagsim.cli import _print_json, _table, command, load_model_file
@@ -71,7 +72,16 @@ def _simulate(p: argparse.ArgumentParser):
             baseline=args.baseline, scale=args.scale, steps=args.steps, lr=args.lr, seed=args.seed,
             clip_eps=args.clip_eps, inner_epochs=args.inner_epochs, kl_estimator=args.kl_estimator,
             dual_lr=args.dual_lr, natural=args.natural, label_free=args.label_free)
+        if args.out:
+            from dagsim.io import check_output_file
+
+            check_output_file(args.out, "--out")
         models = [load_model_file(f) for f in args.files]
+        if cfg.algorithm != "constrained-grpo":
+            for f, m in zip(args.files, models):
+                if m.constraints:
+                    print(f"dagsim: warning: {f} has {len(m.constraints)} constraint(s); --algorithm "
+                          f"{cfg.algorithm} ignores them (constrained-grpo enforces them)", file=sys.stderr)
         result = simulate(models, cfg, out=args.out, progress=not args.json)
         last = result.history[-1]
         if args.json:

@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from dagsim.errors import ValidationError
+
 
 def current_umask() -> int:
     """The process umask (read by setting and restoring it: ``os`` has no getter)."""
@@ -54,3 +56,34 @@ def os_error_message(exc: OSError) -> str:
     what = exc.strerror or str(exc)
     paths = [str(p) for p in (exc.filename, exc.filename2) if p]
     return f"{what}: {' -> '.join(paths)}" if paths else what
+
+
+def check_output_file(path: str | os.PathLike, flag: str) -> Path:
+    """Fail fast (before any work) when ``path`` cannot be written as a file: it is a folder, a parent is a
+    file, or the nearest existing parent folder is not writable. ``flag`` names the option in the message."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValidationError(f"{flag} {path}: is a folder; give a file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValidationError(f"{flag} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValidationError(f"{flag} {path}: the folder {parent} is not writable")
+    return path
+
+
+def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
+    """Like :func:`check_output_file` for an output folder (it may exist as a folder)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValidationError(f"{flag} {path}: is a file; give a folder")
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValidationError(f"{flag} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValidationError(f"{flag} {path}: the folder {parent} is not writable")
+    return path

@@ -214,6 +214,10 @@ def _cmd_evaluate(args) -> int:
     from llm.model import atomic_write_text, load_model
 
     eval_cfg = build_dataclass(EvalConfig, args, prefix="eval_")
+    if args.json:
+        from dagsim.io import check_output_file
+
+        check_output_file(args.json, "--json")
     model, tok = load_model(args.model)
     metrics = evaluate(model, tok, _held_out(args.model, args.data), eval_cfg, progress=True)
     _print_metrics(f"evaluation of {args.model}:", metrics)
