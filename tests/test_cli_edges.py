@@ -202,3 +202,19 @@ def test_llm_evaluate_json_on_single_view_data_is_strict(tmp_path, capsys):
     folder.mkdir()
     assert llm_main(["evaluate", "--model", str(base), "--data", str(data), "--json", str(folder)]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- benchmarks stop instead of measuring else
+@pytest.mark.llm
+def test_bench_llm_certified_without_a_model_stops_with_a_message(tmp_path):
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    repo = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, str(repo / "bench" / "bench_llm_certified.py")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(repo)})
+    assert proc.returncode == 2, proc.stderr
+    assert "no model to measure" in proc.stderr and "--random-model" in proc.stderr
+    assert "Traceback" not in proc.stderr and "RANDOMLY INITIALIZED" not in proc.stdout
