@@ -133,9 +133,10 @@ class TrainConfig:
     base_objective: str = "sharpen"
     """constrained-grpo: objective whose rewards are constrained (reward | sharpen | entropy | ...)."""
     checkpoint_every: int = 0
-    """Save checkpoint-N every N steps (0 = only at the end and on Ctrl-C)."""
+    """Save checkpoint-N every N steps (0 = only at the end and on SIGINT/SIGTERM)."""
     resume: str = ""
-    """Checkpoint directory (or run directory: its latest checkpoint) to continue from."""
+    """Checkpoint or run directory (its newest checkpoint that verifies) to continue from; on the command line
+    the run's run.json supplies every flag not given, and continues into that run unless --out says otherwise."""
     seed: int = 0
     """Seeds prompt selection and sampling."""
     progress: bool = True

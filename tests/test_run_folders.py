@@ -147,13 +147,22 @@ def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(base_model, tmp_path_factory):
+    """The 4-step run the damaged-checkpoint resumptions must reproduce: (metric rows, final weights)."""
+    out = tmp_path_factory.mktemp("full") / "full"
+    result = train(_config(base_model, out, 4))
+    return _rows(out), {k: v.detach().clone() for k, v in result["model"].state_dict().items()}
+
+
 @pytest.mark.parametrize("damage", [
     lambda c: _truncate(c / "model.safetensors"),
     lambda c: _truncate(c / "trainer_state.pt"),
     lambda c: (c / "config.json").write_text("{ not json"),
 ], ids=["truncated-weights", "truncated-state", "garbage-config"])
-def test_resume_from_a_damaged_newest_checkpoint_falls_back_and_reproduces(base_model, tmp_path, damage, capsys):
-    full = train(_config(base_model, tmp_path / "full", 4))
+def test_resume_from_a_damaged_newest_checkpoint_falls_back_and_reproduces(base_model, uninterrupted, tmp_path,
+                                                                          damage, capsys):
+    rows_full, weights_full = uninterrupted
     part = tmp_path / "part"
     train(_config(base_model, part, 3, checkpoint_every=2))  # checkpoints 2 and 3
     damage(part / "checkpoint-3")
@@ -166,8 +175,8 @@ def test_resume_from_a_damaged_newest_checkpoint_falls_back_and_reproduces(base_
     assert "resuming from" in err and "checkpoint-2" in err and "checkpoint-3 skipped" in err
     assert resumed["resumed_from"].endswith("checkpoint-2")
     assert not (part / ".checkpoint-4.tmp.abc123").exists()
-    assert _strip(_rows(part)) == _strip(_rows(tmp_path / "full"))
-    for k, v in full["model"].state_dict().items():
+    assert _strip(_rows(part)) == _strip(rows_full)
+    for k, v in weights_full.items():
         torch.testing.assert_close(resumed["model"].state_dict()[k], v, rtol=0, atol=0)
 
 
