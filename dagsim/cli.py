@@ -40,7 +40,10 @@ def command(name: str, help_text: str):
 
 # ---------------------------------------------------------------------- output helpers
 def _print_json(obj) -> None:
-    print(json.dumps(obj, indent=2, allow_nan=False))
+    """Strict JSON on stdout: a value that does not exist (NaN) is ``null``, never a bare ``NaN``."""
+    from dagsim.io import finite_or_null
+
+    print(json.dumps(finite_or_null(obj), indent=2, allow_nan=False))
 
 
 def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

@@ -14,13 +14,12 @@ import ast
 import dataclasses
 import inspect
 import json
-import math
 import sys
 import textwrap
 from pathlib import Path
 
 from dagsim.errors import DagsimError
-from dagsim.io import os_error_message
+from dagsim.io import finite_or_null, os_error_message
 
 
 def field_docs(cls) -> dict[str, str]:
@@ -226,20 +225,10 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
-def _finite_or_none(obj):
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite_or_none(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite_or_none(v) for v in obj]
-    return obj
-
-
 def strict_json(obj) -> str:
     """Standard JSON (``allow_nan=False``): a metric with no value (NaN, e.g. cross-view agreement of
     single-view data) is written as ``null``."""
-    return json.dumps(_finite_or_none(obj), indent=2, allow_nan=False) + "\n"
+    return json.dumps(finite_or_null(obj), indent=2, allow_nan=False) + "\n"
 
 
 def _cmd_experiment(args) -> int:

@@ -541,6 +541,22 @@ def find_checkpoint(path: str | Path) -> Path:
 RESUME_MAY_CHANGE = ("steps", "checkpoint_every", "progress", "micro_batch_rows", "out", "resume", "overwrite")
 
 
+def _same(a, b) -> bool:
+    """Equal as JSON values (a tuple saved to run.json comes back as a list)."""
+    return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
+
+
+def _from_saved(saved: dict) -> dict:
+    """Saved config values as field values: lists back to tuples where the field's default is a tuple."""
+    defaults = TrainConfig()
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return {
+        k: tuple(v) if isinstance(getattr(defaults, k), tuple) and isinstance(v, list) else v
+        for k, v in saved.items()
+        if k in known
+    }
+
+
 def _config_conflicts(saved: dict, config: TrainConfig) -> list[str]:
     """Fields (outside :data:`RESUME_MAY_CHANGE`) whose saved value differs from ``config``'s.
 
@@ -551,7 +567,7 @@ def _config_conflicts(saved: dict, config: TrainConfig) -> list[str]:
     for f in dataclasses.fields(TrainConfig):
         if f.name in RESUME_MAY_CHANGE:
             continue
-        if saved.get(f.name, getattr(defaults, f.name)) != getattr(config, f.name):
+        if not _same(saved.get(f.name, getattr(defaults, f.name)), getattr(config, f.name)):
             conflicts.append(f.name)
     return conflicts
 
@@ -705,11 +721,11 @@ def resolve_resume(config: TrainConfig, given: set[str] | frozenset[str] = froze
         for name in sorted(given)
         if name in known
         and name not in RESUME_MAY_CHANGE
-        and saved.get(name, getattr(defaults, name)) != getattr(config, name)
+        and not _same(saved.get(name, getattr(defaults, name)), getattr(config, name))
     ]
     if conflicts:
         raise ValidationError(_conflict_message(str(run), saved, config, conflicts))
-    values = {name: saved[name] for name in known if name in saved}
+    values = _from_saved(saved)
     values.update({name: getattr(config, name) for name in given if name in known})
     values["resume"], values["overwrite"] = config.resume, config.overwrite  # per invocation, not inherited
     if "out" not in given:

@@ -68,6 +68,16 @@ def test_generate_into_a_read_only_folder_is_one_message(tmp_path, capsys):
     _one_message(err)
 
 
+def test_an_unwritable_folder_is_checked_before_any_work(tmp_path, capsys, monkeypatch):
+    import dagsim.io
+
+    monkeypatch.setattr(dagsim.io.os, "access", lambda path, mode: False)  # as root, chmod cannot show it
+    code, _, err = run(capsys, "generate", "lattice", "-o", tmp_path / "x.json")
+    assert code == 2 and "not writable" in err
+    _one_message(err)
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_simulate_out_folder_is_one_message_and_leaves_no_partial(dag_file, tmp_path, capsys):
     path, _ = dag_file
     folder = tmp_path / "out"
@@ -172,12 +182,15 @@ def _strict_loads(text: str):
     return json.loads(text, parse_constant=refuse)
 
 
-def test_strict_json_writes_missing_values_as_null():
+def test_strict_json_writes_missing_values_as_null(capsys):
+    from dagsim.cli import _print_json
+
+    _print_json({"a": float("nan"), "b": [1.0, float("inf")], "c": 2})
+    assert _strict_loads(capsys.readouterr().out) == {"a": None, "b": [1.0, None], "c": 2}
     pytest.importorskip("torch")
     from llm.cli import strict_json
 
-    assert _strict_loads(strict_json({"a": float("nan"), "b": [1.0, float("inf")], "c": 2})) == {
-        "a": None, "b": [1.0, None], "c": 2}
+    assert _strict_loads(strict_json({"a": float("nan"), "b": (1.0, float("-inf"))})) == {"a": None, "b": [1.0, None]}
 
 
 @pytest.mark.llm
