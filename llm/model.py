@@ -125,7 +125,8 @@ def atomic_directory(path: str | Path):
 
 
 def _apply_umask_tree(root: Path) -> None:
-    """Files and folders under ``root`` (and ``root``) get the user's umask (mkdtemp and some writers use 0600)."""
+    """Files and folders under ``root`` (and ``root``) get the user's umask: ``mkdtemp`` creates 0700 and
+    safetensors' ``save_file`` writes ``model.safetensors`` 0600 (teammates could not read a run otherwise)."""
     for dirpath, dirnames, filenames in os.walk(root):
         for name in filenames:
             apply_umask(Path(dirpath) / name)
