@@ -3,12 +3,12 @@ accuracy, maj@k and pass@k of every algorithm, and the training curves (accuracy
 completions and the group's answer entropy per step), where a self-reward that collapses shows up as
 entropy falling without accuracy rising.
 
-Data: by default the committed ``results/llm_experiment.json`` (the held-out table of the full experiment;
-it holds each run's last-5-step training accuracy but not the per-step curves, so the right panels then
-show those summaries). An experiment folder -- ``experiment=`` (the demo's), ``$ALFT_LLM_EXPERIMENT``, or
-``rerun=True`` (``dagsim figures --rerun-llm``: ``runs/llm/experiment``, run there first with
-``dagsim llm experiment [--quick]`` when it holds no ``results.json``) -- adds the training curves from
-each run's ``metrics.jsonl``.
+Data: by default the committed ``results/llm_experiment.json`` (the held-out table of the full experiment)
+and ``results/llm_training_curves.json`` (the per-step curves of the same runs; without it the right panels
+show each run's last-5-step training accuracy and held-out answer entropy instead). An experiment folder
+instead -- ``experiment=`` (the demo's), ``$ALFT_LLM_EXPERIMENT``, or ``rerun=True`` (``dagsim figures
+--rerun-llm``: ``runs/llm/experiment``, run there first with ``dagsim llm experiment [--quick]`` when it
+holds no ``results.json``) -- reads the table and each run's ``metrics.jsonl`` from that folder.
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ from figures.common import color, save, style
 NAME = "fig08_llm_training"
 DEFAULT_EXPERIMENT = "runs/llm/experiment"
 #: The committed outcome of ``dagsim llm experiment`` (full configuration): the default source.
-RESULTS = Path(__file__).resolve().parent.parent / "results" / "llm_experiment.json"
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "results" / "llm_experiment.json"
+#: Per-step curves of the runs of :data:`RESULTS` (each run's metrics.jsonl).
+CURVES = REPO / "results" / "llm_training_curves.json"
 
 
 def _run_dir(exp: Path, name: str) -> Path:
@@ -44,7 +47,24 @@ def _from_results(path: Path) -> dict:
     except (ValueError, KeyError) as exc:
         raise DomainError(f"figure 8: {path} is not an experiment result ({exc})") from None
     k = payload.get("config", {}).get("eval_k", 8)
-    return {"experiment": str(path), "k": k, "rows": rows, "curves": {}}
+    curves = {}
+    if CURVES.is_file():
+        try:
+            saved = json.loads(CURVES.read_text())["curves"]
+        except (ValueError, KeyError) as exc:
+            raise DomainError(f"figure 8: {CURVES} is not a curves file ({exc})") from None
+        names = {r["algorithm"] for r in rows}
+        curves = {name: c for name, c in saved.items() if name in names}
+    return {"experiment": _shown(path), "curves_source": _shown(CURVES) if curves else None, "k": k,
+            "rows": rows, "curves": curves}
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (the JSON does not record a checkout's location)."""
+    try:
+        return path.resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _rerun(exp: Path, quick: bool, seed: int) -> None:

@@ -162,8 +162,10 @@ def test_figures_default_to_all_ten_and_draw_8_and_10_from_results_without_runs(
     assert "2 figure(s) written" in out and not (tmp_path / "runs").exists()
     fig8 = json.loads((tmp_path / "figs" / "fig08_llm_training.json").read_text())
     fig10 = json.loads((tmp_path / "figs" / "fig10_theory_vs_training.json").read_text())
-    assert fig8["experiment"].endswith("results/llm_experiment.json") and len(fig8["rows"]) == 12
-    assert fig10["source"].endswith("results/theory_vs_training.json")
+    assert fig8["experiment"] == "results/llm_experiment.json" and len(fig8["rows"]) == 12
+    assert fig8["curves_source"] == "results/llm_training_curves.json"
+    assert set(fig8["curves"]) == {r["algorithm"] for r in fig8["rows"]} - {"base"}
+    assert fig10["source"] == "results/theory_vs_training.json"
     for name in ("fig08_llm_training", "fig10_theory_vs_training"):
         assert (tmp_path / "figs" / f"{name}.png").stat().st_size > 1000
 
