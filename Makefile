@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# The CPU wheel of torch 2.13.0 lies on the machine's disk; a looser spec would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[llm,trl,dev]"
+	$(PY) -m pip install --quiet -e ".[llm,trl,dev,reasoning]"
 	touch $(STAMP)
 
 demo: $(STAMP)

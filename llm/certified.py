@@ -23,11 +23,15 @@ Conventions (the process :func:`llm.sampling.sample_completions` samples, so the
   1e-9; path log-probabilities are summed in float64 and masses are ``exp`` of the sums. The interval is
   exact for the softmax of the logits the model returns; sampling's float32 softmax differs by ~1e-7
   relative, and logits of one prefix differ between batch shapes by ~1e-6 (see the tests).
-- **Stops**: a completion ends at the first token in ``stop ids`` (the tokenizer's and the model's EOS, and
-  ``stop_token_ids``), or at the first token after which its decoded text *contains* one of
-  ``stop_strings``, or after ``max_new_tokens`` tokens. Its text is decoded with
-  ``skip_special_tokens=True`` (so EOS is not in it) and the answer is ``extract_answer(text)``; ``None``
-  puts it in the :data:`~llm.answers.NO_ANSWER` bucket.
+- **Stops**: the sampler's rule, :func:`llm.sampling.stop_rule` (one definition for sampling, the loss mask
+  and this search): a completion ends at the first token in its stop ids (every id of the model's
+  ``generation_config.eos_token_id``, int or list, the tokenizer's EOS, and ``stop_token_ids``), or at the
+  first token after which its decoded text *contains* one of ``stop_strings``, or after ``max_new_tokens``
+  tokens. Its text is decoded with ``skip_special_tokens=True`` (so EOS is not in it) and cut before the
+  first stop string; the answer is ``extract_answer(text)``; ``None`` puts it in the
+  :data:`~llm.answers.NO_ANSWER` bucket.
+- **Prompt**: encoded by :func:`llm.tokenizer.encode_prompt`, as the sampler does (the tokenizer's BOS
+  included where it defines one).
 - **Truncation**: a completion cut at ``max_new_tokens`` is a finished leaf of the sampling process (the
   sampler cuts it too): its answer is whatever the extractor reads in the cut text, usually ``None`` (the
   no-answer bucket). Its mass is also reported separately as ``truncated_mass``.
@@ -82,6 +86,8 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from dagsim.errors import DagsimError, ValidationError
 from llm.answers import NO_ANSWER
+from llm.sampling import stop_rule
+from llm.tokenizer import encode_prompt
 
 #: |finished + frontier − 1| allowed at the end of a search: float64 sums over ≤ 10^7 children, ~1e-16 each.
 LEDGER_ATOL = 1e-9
@@ -383,22 +389,6 @@ def _make_expander(strategy: str, model, prompt_ids):
 
 
 # ---------------------------------------------------------------------------------------------- search
-def _stop_token_ids(model, tokenizer, extra: Sequence[int]) -> frozenset[int]:
-    ids = set(int(t) for t in extra)
-    for source in (
-        tokenizer.eos_token_id,
-        getattr(getattr(model, "generation_config", None), "eos_token_id", None),
-    ):
-        if source is None:
-            continue
-        ids.update(int(t) for t in (source if isinstance(source, (list, tuple)) else [source]))
-    if not ids:
-        raise ValidationError(
-            "no stop token: the tokenizer and the model have no eos_token_id and none was given"
-        )
-    return frozenset(ids)
-
-
 def _validate(
     mass, max_new_tokens, temperature, budget_seconds, max_expansions, batch_size, strategy
 ) -> None:
@@ -437,8 +427,8 @@ def certified_marginal(
 ) -> CertifiedMarginal:
     """Certified intervals ``[m(z), m(z) + residual]`` on the answer marginal ν_π(z | prompt) (THEORY.md §1).
 
-    Enumerates completions of ``prompt`` (tokenized without special tokens, as the sampler does) best-first
-    by probability under ``softmax(logits / temperature)`` until the enumerated mass reaches ``mass``, the
+    Enumerates completions of ``prompt`` (tokenized by :func:`llm.tokenizer.encode_prompt`, as the sampler does)
+    best-first    by probability under ``softmax(logits / temperature)`` until the enumerated mass reaches ``mass``, the
     tree is exhausted, or ``budget_seconds`` / ``max_expansions`` is spent (checked before each forward pass,
     so the time budget can be exceeded by one batch; the prompt pass always runs unless the expansion budget
     is 0). ``device`` defaults to the model's; a different one is an error (the model is not moved).
@@ -453,10 +443,10 @@ def certified_marginal(
         raise ValidationError(
             f"device {device} differs from the model's device {model_device}; move the model first"
         )
-    prompt_list = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    prompt_list = encode_prompt(tokenizer, prompt)
     if not prompt_list:
         raise ValidationError("the prompt encodes to no tokens")
-    stop_ids = _stop_token_ids(model, tokenizer, stop_token_ids)
+    rule = stop_rule(model, tokenizer, stop_strings, stop_token_ids)
     t0 = time.perf_counter()
     was_training = model.training
     model.eval()
@@ -467,8 +457,7 @@ def certified_marginal(
                 tokenizer,
                 torch.tensor([prompt_list], device=model_device),
                 extract_answer=extract_answer,
-                stop_ids=stop_ids,
-                stop_strings=tuple(stop_strings),
+                rule=rule,
                 max_new_tokens=max_new_tokens,
                 temperature=temperature,
                 strategy=strategy,
@@ -500,14 +489,13 @@ class _BestFirstSearch:
         prompt_ids,
         *,
         extract_answer,
-        stop_ids,
-        stop_strings,
+        rule,
         max_new_tokens,
         temperature,
         strategy,
     ):
         self.model, self.tokenizer, self.prompt_ids = model, tokenizer, prompt_ids
-        self.extract_answer, self.stop_ids, self.stop_strings = extract_answer, stop_ids, stop_strings
+        self.extract_answer, self.rule = extract_answer, rule
         self.max_new_tokens, self.temperature, self.strategy = max_new_tokens, temperature, strategy
         self.expander = None
         # Node arrays (index = node id).
@@ -547,7 +535,7 @@ class _BestFirstSearch:
         return self.tokenizer.decode(self._path(node), skip_special_tokens=True)
 
     def _finish(self, node: int, truncated: bool) -> None:
-        answer = self.extract_answer(self._text(node))
+        answer = self.extract_answer(self.rule.cut(self._text(node)))  # text cut at its first stop string
         label = NO_ANSWER if answer is None else answer
         m = math.exp(self.logp[node])
         self.finished[label] = self.finished.get(label, 0.0) + m
@@ -558,12 +546,11 @@ class _BestFirstSearch:
     def _classify(self, node: int) -> bool:
         """Finish ``node`` if it is a leaf; return True if it still needs expanding."""
         depth = self.depth[node]
-        if depth > 0 and self.token[node] in self.stop_ids:
+        if depth > 0 and self.token[node] in self.rule.token_ids:  # the shared llm.sampling.StopRule
             self._finish(node, truncated=False)
             return False
-        if depth > 0 and self.stop_strings:
-            text = self._text(node)
-            if any(s in text for s in self.stop_strings):
+        if depth > 0 and self.rule.strings:
+            if self.rule.text_stops(self._text(node)):
                 self._finish(node, truncated=False)
                 return False
         if depth >= self.max_new_tokens:
@@ -683,11 +670,13 @@ class _BestFirstSearch:
 
 
 # ------------------------------------------------------------------------------------------------- CLI
-def _prompts(args) -> list[str]:
-    from llm.tasks import load_jsonl, split_problems, task_config_of
+def _prompts(args, tokenizer=None) -> list[str]:
+    from llm.tasks import apply_prompt_format, load_data, split_problems, task_config_of
 
     if args.data:
-        problems = load_jsonl(args.data)
+        problems = load_data(args.data)
+        if tokenizer is not None:  # conversational data goes through the chat template, as the sampler sees it
+            problems = apply_prompt_format(problems, tokenizer)
     else:
         # held out: the problems a fine-tuned model never trained on
         problems = split_problems(task_config_of(args.model))[1]
@@ -758,7 +747,7 @@ def main_marginals(argv: list[str]) -> int:
             raise ValidationError(f"--n-prompts must be >= 1, got {args.n_prompts}")
         model, tokenizer = load_model(args.model, device=args.device)
         results = []
-        for i, prompt in enumerate(_prompts(args)):
+        for i, prompt in enumerate(_prompts(args, tokenizer)):
             result = certified_marginal(
                 model,
                 tokenizer,

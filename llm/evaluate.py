@@ -42,6 +42,8 @@ class EvalConfig:
     """Evaluate on the first N held-out problems (0 = all)."""
     seed: int = 1234
     """Seed of the sampling generator (evaluation is reproducible)."""
+    stop_strings: tuple[str, ...] = ()
+    """Stop strings ending a completion (with every EOS id; llm.sampling.StopRule); --stop-string."""
 
     def validate(self) -> None:
         if self.k < 1:
@@ -159,6 +161,7 @@ def evaluate(
             temperature=config.temperature,
             max_new_tokens=config.max_new_tokens,
             generator=generator,
+            stop_strings=config.stop_strings,
         )
         answers = [extract_answer(t) for t in batch.texts]
         sampled.extend(answers[j * config.k : (j + 1) * config.k] for j in range(len(texts)))
@@ -171,6 +174,7 @@ def evaluate(
             max_new_tokens=config.max_new_tokens,
             generator=None,
             greedy=True,
+            stop_strings=config.stop_strings,
         )
         greedy.extend(extract_answer(t) for t in g.texts)
     truths = [problems[i].answer for i, _ in prompts]

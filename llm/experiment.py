@@ -359,12 +359,13 @@ def _fingerprint(job: dict, held_out, eval_cfg) -> dict:
     digest = hashlib.sha256()
     for path in sorted(Path(job["train"]["model"]).glob("*.safetensors")):
         digest.update(path.read_bytes())
-    return {
+    fingerprint = {
         "train": train,
         "eval": dataclasses.asdict(eval_cfg),
         "held_out": [p.problem_id for p in held_out],
         "base_weights_sha256": digest.hexdigest(),
     }
+    return json.loads(json.dumps(fingerprint))  # as row.json stores it (tuples become lists)
 
 
 def _load_finished(job: dict) -> dict | None:

@@ -1,4 +1,9 @@
-"""A tiny Llama-style causal LM built from a config (no hub download), plus loading/saving helpers."""
+"""Tiny causal LMs built from a transformers config (no hub download): Llama (default) or Qwen2; loading/saving.
+
+``family="qwen2"`` builds a ``Qwen2ForCausalLM`` (grouped KV heads, QKV biases) whose generation config
+lists **every** EOS id of its tokenizer: with :func:`llm.tokenizer.build_bytelevel_tokenizer` that is
+``<|im_end|>`` (end of an assistant turn) and ``<|endoftext|>``, as Qwen2 instruct checkpoints have.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,10 @@ from pathlib import Path
 
 from dagsim.errors import ValidationError
 from dagsim.io import apply_umask
+
+FAMILIES = ("llama", "qwen2")
+#: End-of-text tokens that also stop generation when the tokenizer has them (Qwen2 lists both ids).
+EXTRA_EOS_TOKENS = ("<|endoftext|>", "<|im_end|>")
 
 
 @dataclass(frozen=True)
@@ -27,8 +36,12 @@ class ModelConfig:
     """Width of the SwiGLU MLP."""
     max_positions: int = 128
     """Longest prompt + completion, in tokens (RoPE table size)."""
+    family: str = "llama"
+    """Architecture family: llama (LlamaForCausalLM) | qwen2 (Qwen2ForCausalLM, half as many KV heads)."""
 
     def validate(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValidationError(f"model.family must be one of {FAMILIES}, got {self.family!r}")
         for name in ("hidden_size", "n_layers", "n_heads", "intermediate_size", "max_positions"):
             if getattr(self, name) < 1:
                 raise ValidationError(f"model.{name} must be >= 1, got {getattr(self, name)}")
@@ -52,15 +65,46 @@ def runtime_info() -> dict:
     return {"device": default_device().type, "torch_threads": torch.get_num_threads()}
 
 
-def build_model(config: ModelConfig, tokenizer, seed: int = 0):
-    """A freshly initialized ``LlamaForCausalLM`` sized by ``config`` for ``tokenizer``'s vocabulary.
+def eos_token_ids(tokenizer) -> list[int]:
+    """The tokenizer's EOS id first, then the ids of :data:`EXTRA_EOS_TOKENS` it has (no duplicates)."""
+    ids = [tokenizer.eos_token_id]
+    vocab = tokenizer.get_vocab()
+    ids += [vocab[t] for t in EXTRA_EOS_TOKENS if t in vocab]
+    return list(dict.fromkeys(int(i) for i in ids if i is not None))
 
-    Initialization is reproducible from ``seed`` (the global torch RNG is forked, not altered).
+
+def build_model(config: ModelConfig, tokenizer, seed: int = 0):
+    """A freshly initialized causal LM of ``config.family`` sized by ``config`` for ``tokenizer``'s vocabulary.
+
+    Initialization is reproducible from ``seed`` (the global torch RNG is forked, not altered). The
+    generation config's ``eos_token_id`` is :func:`eos_token_ids` (a list when there are several).
     """
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
     config.validate()
+    eos = eos_token_ids(tokenizer)
+    if config.family == "qwen2":
+        kv_heads = config.n_heads // 2 if config.n_heads % 2 == 0 else config.n_heads
+        qwen = Qwen2Config(
+            vocab_size=len(tokenizer),
+            hidden_size=config.hidden_size,
+            intermediate_size=config.intermediate_size,
+            num_hidden_layers=config.n_layers,
+            num_attention_heads=config.n_heads,
+            num_key_value_heads=kv_heads,
+            max_position_embeddings=config.max_positions,
+            tie_word_embeddings=True,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=eos if len(eos) > 1 else eos[0],
+            bos_token_id=None,
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = Qwen2ForCausalLM(qwen)
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        model.generation_config.eos_token_id = eos if len(eos) > 1 else eos[0]
+        return model
     hf_config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=config.hidden_size,

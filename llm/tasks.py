@@ -25,14 +25,17 @@ while the correct answer is shared -- the setting where multi-view consensus (TH
 accuracy without labels and single-view self-consistency cannot.
 
 The ground-truth answer is used only for evaluation, the supervised pretraining and the ``gt-grpo``
-baseline. :func:`load_jsonl` reads user data in the GSM8K ``{"question", "answer"}`` form.
+baseline. :func:`load_data` reads user data: JSONL (``{"question", "answer"}`` GSM8K-style,
+``{"prompt", "completion"}`` or ``{"messages"}``) or a reasoning-gym dataset; :func:`split_data` splits off a
+seeded held-out part; :func:`apply_prompt_format` renders prompts through a chat template.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +117,12 @@ class Problem:
     answer: str | None
     kind: str = "external"
     operands: tuple[int, ...] = field(default=())
+    messages: tuple[tuple[str, str], ...] = ()
+    """User data: the prompt as chat messages ``((role, content), ...)`` (rendered by a chat template)."""
+    target: str | None = None
+    """User data: the reference completion (worked solution ending in its final answer), for SFT."""
+    scorer: Callable[[str | None], float] | None = field(default=None, compare=False, repr=False)
+    """Task reward of an answer key when the data brings its own (reasoning-gym's ``score_answer``)."""
 
     @property
     def n_views(self) -> int:
@@ -267,31 +276,286 @@ def sample_trace(
     return " " + " ".join(f"{x}{op}{y}={v}." for x, op, y, v in done) + f" {ANSWER_MARKER} {final}", final
 
 
-def load_jsonl(path: str | Path) -> list[Problem]:
-    """Problems from a GSM8K-style JSONL file: one ``{"question": str, "answer": str}`` per line.
+# ------------------------------------------------------------------------------------------ user data
+DATA_FORMATS = "question+answer | prompt+completion | messages"
 
-    The ground truth is the number after the last ``####`` in ``answer`` (commas removed). A line without
-    it keeps ``answer=None`` (usable for label-free training, not for accuracy).
-    """
+
+def _final_answer(text: str) -> tuple[str | None, str]:
+    """``(key, target)`` of a data answer: its key by :func:`llm.answers.extract_answer` (the parser of
+    completions), else, for a plain final answer (``"-5"``), the key of ``#### -5``. ``target`` is the text a
+    model should learn to write: the answer itself, or ``#### <answer>`` for a plain one (so the model's own
+    completions end in a marker the parser reads)."""
     from llm.answers import extract_answer  # local import: answers depends on this module's marker only
 
+    key = extract_answer(text)
+    if key is not None:
+        return key, text
+    plain = text.strip()
+    if plain and "\\n" not in plain and "\n" not in plain:
+        key = extract_answer(f"{ANSWER_MARKER} {plain}")
+        if key is not None:
+            return key, f"{ANSWER_MARKER} {plain}"
+    return None, text
+
+
+def _messages_of(row, where: str) -> tuple[tuple[tuple[str, str], ...], str]:
+    """``(prompt messages, assistant target)`` of a ``messages`` row (its last message is the assistant's)."""
+    msgs = row["messages"]
+    if not isinstance(msgs, list) or not msgs:
+        raise ValidationError(f"{where}: 'messages' must be a non-empty list of {{'role', 'content'}} objects")
+    pairs = []
+    for m in msgs:
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise ValidationError(f"{where}: every message needs string 'role' and 'content' fields")
+        pairs.append((m["role"], m["content"]))
+    if pairs[-1][0] != "assistant" or len(pairs) < 2:
+        raise ValidationError(f"{where}: 'messages' must end with the assistant's answer after >= 1 prompt message")
+    return tuple(pairs[:-1]), pairs[-1][1]
+
+
+def problem_from_row(row, pid: str, where: str) -> Problem:
+    """One :class:`Problem` from a JSON object in one of :data:`DATA_FORMATS`; ``answer=None`` when its final
+    answer cannot be parsed (the caller decides: error or skip)."""
+    if not isinstance(row, dict):
+        raise ValidationError(f"{where}: expected a JSON object ({DATA_FORMATS})")
+    explicit = row.get("answer")
+    if explicit is not None and not isinstance(explicit, (str, int, float)):
+        raise ValidationError(f"{where}: 'answer' must be a string or a number")
+    messages: tuple[tuple[str, str], ...] = ()
+    if "messages" in row:
+        messages, target = _messages_of(row, where)
+        users = [c for r, c in messages if r == "user"]
+        question = users[-1] if users else messages[-1][1]
+        view = format_prompt(re.sub(r"\s+", " ", question).strip())
+    elif "prompt" in row or "completion" in row:
+        if not isinstance(row.get("prompt"), str) or not isinstance(row.get("completion"), str):
+            raise ValidationError(f"{where}: 'prompt' and 'completion' must both be strings")
+        view, target = row["prompt"], row["completion"]
+    elif isinstance(row.get("question"), str):
+        view = format_prompt(re.sub(r"\s+", " ", row["question"]).strip())
+        if explicit is None:  # no answer field at all: an explicitly unlabelled problem (label-free training)
+            return Problem(pid, (view,), None)
+        target = str(explicit)
+    else:
+        raise ValidationError(f"{where}: expected an object with a string 'question' field ({DATA_FORMATS})")
+    if explicit is not None and "question" not in row:
+        key, _ = _final_answer(str(explicit))  # an explicit answer field names the ground truth
+        _, target_fixed = _final_answer(target)
+    else:
+        key, target_fixed = _final_answer(target)
+    if not target_fixed.startswith((" ", "\n")) and view.endswith(":"):
+        target_fixed = " " + target_fixed  # " 3+5=8. #### 8" after "A:", as the embedded task writes it
+    return Problem(pid, (view,), key, messages=messages, target=target_fixed)
+
+
+def read_jsonl(path: str | Path, *, skip_bad_lines: bool = False) -> tuple[list[Problem], list[int]]:
+    """``(problems, skipped line numbers)`` of a JSONL file in one of :data:`DATA_FORMATS`.
+
+    Every answer must hold a parseable final answer (``#### N``, ``\\boxed{..}``, "the answer is ..." or a plain
+    ``"-5"``; parsed by :func:`llm.answers.extract_answer`): one without is an error naming its line number,
+    or, with ``skip_bad_lines``, skipped and listed. A ``question`` line with no ``answer`` field at all is an
+    unlabelled problem (``answer=None``: label-free training only; counted on stderr by :func:`load_jsonl`).
+    Malformed JSON is always an error.
+    """
     path = Path(path)
     if not path.is_file():
         raise ValidationError(f"data file not found: {path}")
-    problems = []
+    problems, skipped = [], []
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
+            where = f"{path}:{lineno}"
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValidationError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("question"), str):
-                raise ValidationError(f"{path}:{lineno}: expected an object with a string 'question' field")
-            answer = extract_answer(str(row.get("answer", "")))
-            question = re.sub(r"\s+", " ", row["question"]).strip()
-            problems.append(Problem(f"{path.stem}-{lineno}", (format_prompt(question),), answer))
+                raise ValidationError(f"{where}: not valid JSON ({exc.msg})") from None
+            problem = problem_from_row(row, f"{path.stem}-{lineno}", where)
+            if problem.answer is None and problem.target is not None:
+                if not skip_bad_lines:
+                    raise ValidationError(
+                        f"{where}: no parseable final answer (expected '#### N', '\\boxed{{N}}' or a plain number;"
+                        " --skip-bad-lines skips such lines)"
+                    )
+                skipped.append(lineno)
+                continue
+            problems.append(problem)
     if not problems:
-        raise ValidationError(f"{path}: no problems found")
+        raise ValidationError(f"{path}: no problems found" + (f" ({len(skipped)} lines skipped)" if skipped else ""))
+    return problems, skipped
+
+
+def load_jsonl(path: str | Path, *, skip_bad_lines: bool = False) -> list[Problem]:
+    """Problems of a JSONL file (:func:`read_jsonl`); skipped lines are counted on stderr."""
+    import sys
+
+    problems, skipped = read_jsonl(path, skip_bad_lines=skip_bad_lines)
+    if skipped:
+        shown = ", ".join(map(str, skipped[:10])) + (" ..." if len(skipped) > 10 else "")
+        print(f"{path}: skipped {len(skipped)} line(s) without a parseable answer (lines {shown})", file=sys.stderr)
+    unlabelled = sum(p.answer is None for p in problems)
+    if unlabelled:
+        print(f"{path}: {unlabelled} problem(s) have no 'answer' field (label-free use only)", file=sys.stderr)
     return problems
+
+
+REASONING_GYM_PREFIX = "reasoning-gym:"
+
+
+def parse_reasoning_gym_spec(spec: str) -> tuple[str, dict]:
+    """``"reasoning-gym:chain_sum?size=200&seed=1"`` -> ``("chain_sum", {"size": 200, "seed": 1})``.
+
+    Values are parsed as JSON where they are JSON (numbers, true/false), else kept as strings.
+    """
+    from urllib.parse import parse_qsl
+
+    body = spec[len(REASONING_GYM_PREFIX) :]
+    name, _, query = body.partition("?")
+    if not name:
+        raise ValidationError(f"--data {spec}: expected reasoning-gym:NAME?size=N&seed=S")
+    kwargs = {}
+    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    return name, kwargs
+
+
+def load_reasoning_gym(spec: str) -> list[Problem]:
+    """Problems of a reasoning-gym procedural dataset (optional extra ``reasoning``).
+
+    Each problem's ``scorer`` is the dataset's own ``score_answer(answer, entry)``, so a task reward can be
+    graded the way reasoning-gym grades it; its ``answer`` is the key of the entry's answer (for accuracy)
+    and its ``target`` is ``#### <answer>`` (SFT: reasoning-gym has no worked solutions).
+    """
+    import functools
+
+    try:
+        import reasoning_gym
+    except ImportError:
+        raise ValidationError(
+            f"--data {spec}: reasoning-gym is not installed (pip install 'alft-games[reasoning]')"
+        ) from None
+    name, kwargs = parse_reasoning_gym_spec(spec)
+    try:
+        dataset = reasoning_gym.create_dataset(name, **kwargs)
+    except Exception as exc:  # unknown task name or bad parameters: reasoning-gym raises various types
+        reason = f"{type(exc).__name__}: {exc}"
+        raise ValidationError(f"--data {spec}: reasoning-gym could not build it ({reason})") from None
+    problems = []
+    for i, entry in enumerate(dataset):
+        row = {"question": entry["question"], "answer": str(entry["answer"])}
+        problem = problem_from_row(row, f"{name}-{i}", f"{spec} entry {i}")
+        if problem.answer is None:
+            raise ValidationError(f"{spec} entry {i}: answer {entry['answer']!r} is not one the answer parser reads")
+        problems.append(replace(problem, scorer=functools.partial(_score_entry, dataset, entry)))
+    if not problems:
+        raise ValidationError(f"{spec}: no problems")
+    return problems
+
+
+def _score_entry(dataset, entry, answer: str | None) -> float:
+    return float(dataset.score_answer(answer, entry))
+
+
+def load_data(spec: str, *, skip_bad_lines: bool = False) -> list[Problem]:
+    """``--data``: a JSONL file (:func:`load_jsonl`) or ``reasoning-gym:NAME?key=value&...``."""
+    if spec.startswith(REASONING_GYM_PREFIX):
+        return load_reasoning_gym(spec)
+    return load_jsonl(spec, skip_bad_lines=skip_bad_lines)
+
+
+def split_data(problems: list[Problem], eval_fraction: float, seed: int) -> tuple[list[Problem], list[Problem]]:
+    """``(train, held_out)``: a seeded split of user data (the same one for ``sft``, ``train`` and ``evaluate``
+    given the same fraction and seed). ``eval_fraction = 0`` keeps everything for training.
+
+    Problems with the same prompt (procedural generators repeat questions) always fall on the same side, so
+    the held-out part holds only questions never trained on: distinct prompts are shuffled with ``seed`` and
+    held out until ``round(eval_fraction * len(problems))`` problems (at least 1) are. Order is kept.
+    """
+    if not 0.0 <= eval_fraction < 1.0:
+        raise ValidationError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
+    if eval_fraction == 0.0:
+        return list(problems), []
+    groups: dict[tuple, list[int]] = {}
+    for i, p in enumerate(problems):
+        groups.setdefault((p.views, p.messages), []).append(i)
+    keys = list(groups)
+    order = np.random.default_rng(seed).permutation(len(keys))
+    n_held = max(1, int(round(eval_fraction * len(problems))))
+    held_idx: set[int] = set()
+    for k in order:
+        if len(held_idx) >= n_held:
+            break
+        held_idx.update(groups[keys[int(k)]])
+    if len(held_idx) >= len(problems):
+        raise ValidationError(
+            f"eval_fraction={eval_fraction} leaves no training problem out of {len(problems)}"
+        )
+    train = [p for i, p in enumerate(problems) if i not in held_idx]
+    held = [p for i, p in enumerate(problems) if i in held_idx]
+    return train, held
+
+
+def _plain_question(view: str) -> str:
+    """The question inside a ``Q: ...\\nA:`` prompt (the view itself when it is not in that form)."""
+    if view.startswith("Q: ") and view.endswith("\nA:"):
+        return view[3:-3]
+    return view
+
+
+def chat_messages(problem: Problem, view: int = 0) -> list[dict]:
+    """The chat messages of one view: the data's own ``messages``, else one user turn holding the question."""
+    if problem.messages:
+        return [{"role": r, "content": c} for r, c in problem.messages]
+    return [{"role": "user", "content": _plain_question(problem.views[view])}]
+
+
+def apply_prompt_format(problems: list[Problem], tokenizer, chat_template: bool = False) -> list[Problem]:
+    """Prompts through the tokenizer's chat template (``apply_chat_template(..., add_generation_prompt=True)``)
+    when ``chat_template`` is set, or when the data is conversational (has ``messages``) and the tokenizer
+    has a template; otherwise the plain ``Q: ... A:`` form (base models) is kept."""
+    from llm.tokenizer import has_chat_template, render_chat
+
+    if chat_template and not has_chat_template(tokenizer):
+        raise ValidationError("--chat-template: the model's tokenizer has no chat template")
+    out = []
+    for p in problems:
+        if chat_template or (p.messages and has_chat_template(tokenizer)):
+            views = tuple(render_chat(tokenizer, chat_messages(p, v)) for v in range(len(p.views)))
+            target = p.target
+            if target is not None and p.views[0].endswith(":"):
+                target = target.lstrip(" ")  # the leading space belongs to the plain "A:" form
+            p = replace(p, views=views, target=target)
+        out.append(p)
+    return out
+
+
+def task_rewards(problem: Problem, answer_strings, no_answer: str) -> np.ndarray:
+    """``r(z)`` over a problem's answer space: the data's own scorer where it has one (0 for the no-answer
+    bucket), else 1 for the ground-truth key. Shape (n_answers,)."""
+    if problem.scorer is None:
+        from llm.answers import task_reward_vector
+
+        return task_reward_vector(answer_strings, problem.answer)
+    return np.array([0.0 if a == no_answer else float(problem.scorer(a)) for a in answer_strings])
+
+
+def export_jsonl(config: ArithmeticTaskConfig, path: str | Path, *, n: int = 0, seed: int = 0) -> int:
+    """Write the embedded task as GSM8K-style JSONL: one line per problem (view 0), its answer a correct
+    worked solution (a noise-free :func:`sample_trace`, random trace style) ending in ``#### N``.
+    ``n = 0``: every problem; else ``n`` of them, seeded. Returns the number of lines written (atomically)."""
+    from llm.model import atomic_write_text
+
+    rng = np.random.default_rng(seed)
+    problems = all_problems(config)
+    if n < 0 or n > len(problems):
+        raise ValidationError(f"n must be in 0..{len(problems)}, got {n}")
+    chosen = [problems[int(i)] for i in rng.permutation(len(problems))[: n or len(problems)]]
+    lines = []
+    for p in chosen:
+        completion, _ = sample_trace(p, 0, rng, step_noise=0.0)
+        lines.append(json.dumps({"question": _plain_question(p.views[0]), "answer": completion.strip()}))
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)

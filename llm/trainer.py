@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from dagsim.errors import ValidationError
-from llm.answers import extract_answer, index_answers, task_reward_vector
+from llm.answers import NO_ANSWER, extract_answer, index_answers
 from llm.model import atomic_directory, atomic_write_text, default_device, load_model
 from llm.rewards import (
     ALGORITHMS,
@@ -54,7 +54,16 @@ from llm.rewards import (
     group_advantages,
 )
 from llm.sampling import Batch, sample_completions, sequence_token_logprobs
-from llm.tasks import Problem, load_jsonl, split_problems, task_config_of
+from llm.tasks import (
+    Problem,
+    apply_prompt_format,
+    load_data,
+    split_data,
+    split_problems,
+    task_config_of,
+    task_rewards,
+)
+from llm.tokenizer import load_tokenizer
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo")
 CONSENSUS = ("none", "arithmetic", "geometric", "majority")
@@ -141,6 +150,17 @@ class TrainConfig:
     """Seeds prompt selection and sampling."""
     progress: bool = True
     """tqdm progress bar with live metrics."""
+    # --- #13 generation and user data: stop rule, chat template, held-out split of --data -------------
+    stop_strings: tuple[str, ...] = ()
+    """Stop strings ending a completion (with every EOS id of model and tokenizer; llm.sampling.StopRule)."""
+    chat_template: bool = False
+    """Format prompts with the tokenizer's chat template (automatic for 'messages' data when it has one)."""
+    eval_fraction: float = 0.2
+    """--data only: fraction held out for evaluation (seeded by split_seed; 0 = train on all of it)."""
+    split_seed: int = 0
+    """--data only: seed of the held-out split (sft/train/evaluate agree given the same fraction and seed)."""
+    skip_bad_lines: bool = False
+    """--data only: skip (and count) lines whose answer cannot be parsed instead of failing."""
     # --- run folders (issue 18): refuse to mix runs
     overwrite: bool = False
     """Start afresh in a non-empty ``out``: the old folder is first moved aside to OUT.old-<time> (never mixed)."""
@@ -151,6 +171,8 @@ class TrainConfig:
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValidationError(f"train.{f.name} must be a finite number, got {value!r}")
         get_algorithm(self.algorithm)
+        if not 0.0 <= self.eval_fraction < 1.0:
+            raise ValidationError(f"train.eval_fraction must be in [0, 1), got {self.eval_fraction}")
         positive_ints = ("steps", "prompts_per_step", "max_new_tokens", "num_iterations")
         for name in positive_ints:
             if getattr(self, name) < 1:
@@ -194,10 +216,24 @@ class TrainConfig:
 
 
 def load_training_problems(config: TrainConfig) -> tuple[list[Problem], list[Problem]]:
-    """``(train, held_out)``: the embedded task's split (config in MODEL/task.json) or the JSONL file."""
+    """``(train, held_out)``: the embedded task's split (config in MODEL/task.json), or ``--data`` split by
+    ``eval_fraction``/``split_seed`` (:func:`llm.tasks.split_data`); prompts formatted for the model's tokenizer
+    (chat template: :func:`llm.tasks.apply_prompt_format`)."""
     if config.data:
-        return load_jsonl(config.data), []
-    return split_problems(task_config_of(config.model))
+        train, held = split_data(
+            load_data(config.data, skip_bad_lines=config.skip_bad_lines), config.eval_fraction, config.split_seed
+        )
+        if not (Path(config.model) / "config.json").is_file():
+            raise ValidationError(f"--model {config.model}: not a model directory (no config.json)")
+        tokenizer = load_tokenizer(config.model)
+        return apply_prompt_format(train, tokenizer, config.chat_template), apply_prompt_format(
+            held, tokenizer, config.chat_template
+        )
+    train, held = split_problems(task_config_of(config.model))
+    if config.chat_template:
+        tokenizer = load_tokenizer(config.model)
+        return apply_prompt_format(train, tokenizer, True), apply_prompt_format(held, tokenizer, True)
+    return train, held
 
 
 def check_compatible(config: TrainConfig, problems: list[Problem]) -> int:
@@ -261,7 +297,8 @@ def score_groups(
     for p, problem in enumerate(problems):
         per_view = [answers[(p * views + v) * G : (p * views + v + 1) * G] for v in range(views)]
         idx_per_view, strings = index_answers(per_view)
-        task_reward = task_reward_vector(strings, problem.answer) if problem.answer is not None else None
+        has_truth = problem.answer is not None or problem.scorer is not None
+        task_reward = task_rewards(problem, strings, NO_ANSWER) if has_truth else None  # data's own scorer
         rewards = algorithm.rewards(idx_per_view, len(strings), task_reward, settings)
         if config.algorithm == "constrained-grpo":
             coefs = forbidden_coefs(strings, config.forbidden)  # (1, n_answers)
@@ -911,6 +948,7 @@ def train_step(state: RunState, ref_model, problems: list[Problem], views: int, 
         temperature=config.temperature,
         max_new_tokens=config.max_new_tokens,
         generator=state.generator,
+        stop_strings=config.stop_strings,
     )
     t1 = time.perf_counter()
     scores = score_groups(chosen, batch.texts, views=views, config=config, multipliers=state.multipliers)
