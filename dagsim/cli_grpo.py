@@ -62,6 +62,7 @@ def _simulate(p: argparse.ArgumentParser):
     p.add_argument("--dual-lr", type=_positive, default=d["dual_lr"], help=_field_help("dual_lr"))
     p.add_argument("--natural", action="store_true", help=_field_help("natural"))
     p.add_argument("--label-free", action="store_true", help=_field_help("label_free"))
+    p.add_argument("--no-rloo-aware", dest="rloo_aware", action="store_false", help=_field_help("rloo_aware"))
     p.add_argument("--out", default=None, help="write the per-step trajectory as JSONL (run.jsonl)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -71,7 +72,7 @@ def _simulate(p: argparse.ArgumentParser):
             consensus=args.consensus, mode=args.mode, group_size=args.group_size, estimator=args.estimator,
             baseline=args.baseline, scale=args.scale, steps=args.steps, lr=args.lr, seed=args.seed,
             clip_eps=args.clip_eps, inner_epochs=args.inner_epochs, kl_estimator=args.kl_estimator,
-            dual_lr=args.dual_lr, natural=args.natural, label_free=args.label_free)
+            dual_lr=args.dual_lr, natural=args.natural, label_free=args.label_free, rloo_aware=args.rloo_aware)
         if args.out:
             from dagsim.io import check_output_file
 

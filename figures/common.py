@@ -42,6 +42,16 @@ def style() -> None:
                          "axes.titlesize": 10})
 
 
+#: Where the equation and claim IDs that figure titles cite (E2, P3, T5, …) are defined.
+SPEC_DOC = "docs/theory.md"
+
+
+def spec_note(fig) -> None:
+    """A small footer pointing the reader at the spec that defines the IDs the figure cites."""
+    fig.text(0.995, 0.002, f"equation / claim IDs: {SPEC_DOC}", ha="right", va="bottom", fontsize=7,
+             color="0.45")
+
+
 def save(fig, out_dir: str | os.PathLike, name: str, data: dict) -> dict:
     """Write ``name``.png (dpi tuned for ≤ ~300 kB), ``name``.pdf and ``name``.json atomically."""
     out = Path(out_dir)

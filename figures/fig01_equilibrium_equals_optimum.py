@@ -23,7 +23,7 @@ from dagsim.marginals import answer_marginal, policy_logits
 from dagsim.objectives import make_objective
 from dagsim.solvers import solve_answer_level
 from dagsim.solvers.trace import regularized_objective, solve_trace_level
-from figures.common import color, figure_maker, script_main, style
+from figures.common import color, figure_maker, script_main, spec_note, style
 
 NAME = "fig01_equilibrium_equals_optimum"
 
@@ -271,6 +271,7 @@ def plot(data: dict):
                   f"at P3's π*, ‖∇J(π*)‖∞ ≤ {grads.max():.0e} (stationary)", fontsize=9)
     ax2.legend(loc="upper left", fontsize=7.5)
     fig.tight_layout()
+    spec_note(fig)
     return fig
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from dagsim.game import dynamics as dyn
 from dagsim.game.payoff import AnswerGame
 from dagsim.objectives import make_objective
-from figures.common import color, figure_maker, script_main, style
+from figures.common import color, figure_maker, script_main, spec_note, style
 
 NAME = "fig02_dynamics_rates"
 
@@ -79,6 +79,7 @@ def plot(data: dict):
     fig.suptitle(f"Game dynamics on the entropy objective (β = {data['beta']}, τ = {data['tau']}, "
                  f"η = {data['eta']}, K = {data['k']})", fontsize=10)
     fig.tight_layout()
+    spec_note(fig)
     return fig
 
 

@@ -13,7 +13,7 @@ from dagsim.generators import default_arithmetic_dag
 from dagsim.marginals import answer_marginal
 from dagsim.objectives import make_objective
 from dagsim.solvers import solve_answer_level
-from figures.common import color, figure_maker, script_main, style
+from figures.common import color, figure_maker, script_main, spec_note, style
 
 NAME = "fig03_tau_sweep"
 
@@ -80,6 +80,7 @@ def plot(data: dict):
         ax.legend(title="answer (orange: correct)", fontsize=7, loc="lower left")
     fig.suptitle(f"Answer-level optimum of (E2) vs τ on the arithmetic DAG (β = {beta})", fontsize=10)
     fig.tight_layout()
+    spec_note(fig)
     return fig
 
 

@@ -18,7 +18,7 @@ from scipy.special import logsumexp, rel_entr
 from dagsim.generators import arithmetic_problem, arithmetic_task
 from dagsim.marginals import answer_marginal
 from dagsim.objectives.consensus import arithmetic_consensus, geometric_consensus, majority_consensus
-from figures.common import color, figure_maker, script_main, style
+from figures.common import color, figure_maker, script_main, spec_note, style
 
 NAME = "fig04_multiview_coherence"
 
@@ -159,6 +159,7 @@ def plot(data: dict):
                   f"+{np.median(geo_diff):.2f}); majority is all-or-nothing (wrong on {maj_wrong}/{len(diverse)})")
     ax2.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
+    spec_note(fig)
     return fig
 
 

@@ -17,7 +17,7 @@ from dagsim.generators import default_arithmetic_dag
 from dagsim.marginals import answer_marginal
 from dagsim.objectives import make_objective
 from dagsim.solvers import solve_answer_level
-from figures.common import OKABE_ITO, color, figure_maker, script_main, style
+from figures.common import OKABE_ITO, color, figure_maker, script_main, spec_note, style
 
 NAME = "fig09_constraints_frontier"
 
@@ -103,6 +103,7 @@ def plot(data: dict):
                  f"0 beyond b = {data['free_mass']:.3f} (finite differences agree to {rel:.0e} relative; "
                  f"β = {data['beta']}, reward on 133)")
     fig.tight_layout()
+    spec_note(fig)
     return fig
 
 

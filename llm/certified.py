@@ -28,7 +28,8 @@ Conventions (the process :func:`llm.sampling.sample_completions` samples, so the
   ``generation_config.eos_token_id``, int or list, the tokenizer's EOS, and ``stop_token_ids``), or at the
   first token after which its decoded text *contains* one of ``stop_strings``, or after ``max_new_tokens``
   tokens. Its text is decoded with ``skip_special_tokens=True`` (so EOS is not in it) and cut before the
-  first stop string; the answer is ``extract_answer(text)``; ``None`` puts it in the
+  first stop string; the answer is ``extract_answer(text)`` (any
+  :mod:`llm.answers` parser; the CLI's ``--answer-parser``, default per task); ``None`` puts it in the
   :data:`~llm.answers.NO_ANSWER` bucket.
 - **Prompt**: encoded by :func:`llm.tokenizer.encode_prompt`, as the sampler does (the tokenizer's BOS
   included where it defines one).
@@ -648,9 +649,14 @@ class _BestFirstSearch:
             )
         covered = min(1.0, covered)
         residual = max(0.0, 1.0 - covered, frontier)  # = CertifiedMarginal.residual
+        finished = self.finished
+        if getattr(self.extract_answer, "clusters", False) and len(finished) > 1:
+            from llm.answers import merge_equivalent
+
+            finished = merge_equivalent(finished)  # symbolic answers: one label per equivalence class
         bounds = {
             label: (m, min(1.0, m + residual))
-            for label, m in sorted(self.finished.items(), key=lambda kv: (-kv[1], kv[0]))
+            for label, m in sorted(finished.items(), key=lambda kv: (-kv[1], kv[0]))
         }
         if stopped_by not in STOPPED_BY:
             raise RuntimeError(f"unknown stop reason {stopped_by!r}")
@@ -706,6 +712,12 @@ def build_marginals_parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-new-tokens", type=int, default=64, help="completion length limit (tokens)")
     ap.add_argument("--batch-size", type=int, default=64, help="prefixes expanded per forward pass")
     ap.add_argument("--stop-string", action="append", default=[], help="extra stop string (repeatable)")
+    ap.add_argument(
+        "--answer-parser",
+        default="",
+        help="how final answers are read: '' = the task's default (marker for --task, full for --data) | full "
+        "| marker | module:function | path/to/file.py:function",
+    )
     ap.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when present)")
     ap.add_argument("--json", action="store_true", help='print {"prompts": [...]} as JSON')
     return ap
@@ -740,11 +752,12 @@ def main_marginals(argv: list[str]) -> int:
     """``dagsim llm marginals``: certified answer marginals for the first prompts of a task or data file."""
     args = build_marginals_parser().parse_args(argv)
     try:
-        from llm.answers import extract_answer
+        from llm.answers import resolve_answer_parser
         from llm.model import load_model
 
         if args.n_prompts < 1:
             raise ValidationError(f"--n-prompts must be >= 1, got {args.n_prompts}")
+        extract_answer = resolve_answer_parser(args.answer_parser, embedded_task=not args.data)
         model, tokenizer = load_model(args.model, device=args.device)
         results = []
         for i, prompt in enumerate(_prompts(args, tokenizer)):

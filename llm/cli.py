@@ -196,14 +196,21 @@ def _parser() -> argparse.ArgumentParser:
         default=True,
         help="evaluate the final model on the held-out split (default: True)",
     )
-    add_dataclass_args(t, EvalConfig, prefix="eval_")
+    add_dataclass_args(t, EvalConfig, prefix="eval_", skip=("answer_parser",))  # evaluation uses train's
 
     e = sub.add_parser("evaluate", help="held-out accuracy, maj@k, pass@k, answer entropy")
     e.add_argument("--model", required=True, help="local HF checkpoint directory")
     e.add_argument("--data", default="", help="JSONL file (question/answer, prompt/completion or messages) or "
                    "reasoning-gym:NAME?size=N&seed=S (default: the embedded held-out split)")
     e.add_argument("--json", default="", help="also write the metrics to this JSON file")
-    add_dataclass_args(e, EvalConfig, prefix="eval_")
+    add_dataclass_args(e, EvalConfig, prefix="eval_", skip=("answer_parser",))
+    e.add_argument(
+        "--answer-parser",
+        dest="eval_answer_parser",
+        default="",
+        help="how final answers are read: '' = the task's default (marker for the embedded task, full for "
+        "--data) | full | marker | module:function | path/to/file.py:function (default: '')",
+    )
     _add_data_args(e, with_split=True)
 
     xd = sub.add_parser("export-data", help="write the embedded task as GSM8K-style JSONL (worked solutions)")
@@ -220,13 +227,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _held_out(model_dir: str, data: str, tokenizer=None, *, eval_fraction: float = 0.0, split_seed: int = 0,
-              chat_template: bool = False, skip_bad_lines: bool = False):
+              chat_template: bool = False, skip_bad_lines: bool = False, answer_parser: str = ""):
     """Evaluation problems: the embedded held-out split, or ``data`` (its held-out part when
     ``eval_fraction > 0``), prompts formatted for ``tokenizer`` (chat template) when one is given."""
     from llm.tasks import apply_prompt_format, load_data, split_data, split_problems, task_config_of
 
     if data:
-        problems = load_data(data, skip_bad_lines=skip_bad_lines)
+        from llm.answers import resolve_answer_parser
+
+        parser = resolve_answer_parser(answer_parser, flag="--answer-parser") if answer_parser else None
+        problems = load_data(data, skip_bad_lines=skip_bad_lines, answer_parser=parser)
         if eval_fraction > 0:
             problems = split_data(problems, eval_fraction, split_seed)[1]
     else:
@@ -293,9 +303,13 @@ def _cmd_train(args) -> int:
     config.validate()
     given = given_fields(args, TrainConfig) | ({"stop_strings"} if args.stop_string_values else set())
     config = resolve_resume(config, given)
-    eval_cfg = build_dataclass(EvalConfig, args, prefix="eval_")
-    eval_cfg = dataclasses.replace(eval_cfg, stop_strings=config.stop_strings)
+    eval_cfg = dataclasses.replace(
+        build_dataclass(EvalConfig, args, prefix="eval_"),
+        stop_strings=config.stop_strings,
+        answer_parser=config.answer_parser,
+    )
     eval_cfg.validate()
+    config.validate()
     result = train(config)
     print(
         f"{'interrupted (' + result['signal'] + ') at' if result['interrupted'] else 'finished'} step "
@@ -330,7 +344,8 @@ def _cmd_evaluate(args) -> int:
         check_output_file(args.json, "--json")
     model, tok = load_model(args.model)
     problems = _held_out(args.model, args.data, tok, eval_fraction=args.eval_fraction, split_seed=args.split_seed,
-                         chat_template=args.chat_template, skip_bad_lines=args.skip_bad_lines)
+                         chat_template=args.chat_template, skip_bad_lines=args.skip_bad_lines,
+                         answer_parser=eval_cfg.answer_parser)
     metrics = evaluate(model, tok, problems, eval_cfg, progress=True)
     _print_metrics(f"evaluation of {args.model}:", metrics)
     if args.json:

@@ -7,7 +7,8 @@ Every (problem, view) pair is one evaluation prompt. With k samples per prompt a
 - ``pass_at_k``      = mean over prompts of 1[some sample is correct]
 - ``answer_entropy`` = mean over prompts of the entropy (nats) of the empirical answer distribution, the
                        no-answer bucket counting as one answer
-- ``no_answer_rate`` = fraction of samples without a parseable answer
+- ``no_answer_rate`` = fraction of samples without a parseable answer (``n_unextracted``: their number;
+                       ``n_answer_timeouts``: those whose symbolic parse ran out of time)
 - ``cross_view_agreement`` = mean over problems with >= 2 views of the fraction of view pairs whose
                        plurality answers agree
 """
@@ -22,7 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from dagsim.errors import ValidationError
-from llm.answers import NO_ANSWER, extract_answer
+from llm.answers import (
+    NO_ANSWER,
+    answer_timeouts,
+    canonical_group,
+    extract_answers,
+    parser_clusters,
+    resolve_answer_parser,
+)
 from llm.tasks import Problem
 
 
@@ -44,6 +52,10 @@ class EvalConfig:
     """Seed of the sampling generator (evaluation is reproducible)."""
     stop_strings: tuple[str, ...] = ()
     """Stop strings ending a completion (with every EOS id; llm.sampling.StopRule); --stop-string."""
+    # --- answer layer (issue 13 §1)
+    answer_parser: str = ""
+    """How final answers are read: '' = the task's default (marker for the embedded task, full for data) |
+    full | marker | module:function | path/to/file.py:function (see llm.answers)."""
 
     def validate(self) -> None:
         if self.k < 1:
@@ -133,9 +145,14 @@ def misconception_breakdown(
 
 
 def evaluate(
-    model, tokenizer, problems: Sequence[Problem], config: EvalConfig = EvalConfig(), progress=False
+    model, tokenizer, problems: Sequence[Problem], config: EvalConfig = EvalConfig(), progress=False,
+    *, answer_parser=None,
 ):
-    """Evaluate ``model`` on every view of ``problems`` (which must have ground-truth answers)."""
+    """Evaluate ``model`` on every view of ``problems`` (which must have ground-truth answers).
+
+    Answers are read by ``answer_parser`` (a callable), else ``config.answer_parser``, else the task's default;
+    each prompt's answers are merged into equivalence classes with its ground truth
+    (:func:`llm.answers.canonical_group`), so symbolic answers equal to the truth count as correct."""
     import torch
     from tqdm.auto import tqdm
 
@@ -145,6 +162,12 @@ def evaluate(
     problems = list(problems)[: config.max_problems or None]
     if not problems or any(p.answer is None for p in problems):
         raise ValidationError("evaluation needs problems with ground-truth answers")
+    embedded = all(p.operands for p in problems)
+    parser = answer_parser or resolve_answer_parser(
+        config.answer_parser, embedded_task=embedded, flag="--answer-parser (eval.answer_parser)"
+    )
+    cluster = parser_clusters(parser)
+    timeouts_before = answer_timeouts()
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(config.seed)
     prompts = [(i, q) for i, p in enumerate(problems) for q in p.views]
@@ -163,8 +186,12 @@ def evaluate(
             generator=generator,
             stop_strings=config.stop_strings,
         )
-        answers = [extract_answer(t) for t in batch.texts]
-        sampled.extend(answers[j * config.k : (j + 1) * config.k] for j in range(len(texts)))
+        answers = extract_answers(batch.texts, parser=parser)
+        truths_here = [problems[i].answer for i, _ in prompts[start : start + config.batch_prompts]]
+        sampled.extend(
+            canonical_group(answers[j * config.k : (j + 1) * config.k], truths_here[j], cluster=cluster)
+            for j in range(len(texts))
+        )
         g = sample_completions(
             model,
             tokenizer,
@@ -176,7 +203,10 @@ def evaluate(
             greedy=True,
             stop_strings=config.stop_strings,
         )
-        greedy.extend(extract_answer(t) for t in g.texts)
+        greedy.extend(
+            canonical_group([key], truth, cluster=cluster)[0]
+            for key, truth in zip(extract_answers(g.texts, parser=parser), truths_here, strict=True)
+        )
     truths = [problems[i].answer for i, _ in prompts]
     metrics = answer_metrics(sampled, greedy, truths)
     metrics.update(misconception_breakdown(problems, sampled, truths))
@@ -184,6 +214,8 @@ def evaluate(
     for (i, _), s in zip(prompts, sampled, strict=True):
         per_problem.setdefault(i, []).append(plurality_answer(s))
     metrics["cross_view_agreement"] = cross_view_agreement(list(per_problem.values()))
+    metrics["n_unextracted"] = int(sum(a is None for s in sampled for a in s))
+    metrics["n_answer_timeouts"] = answer_timeouts() - timeouts_before
     metrics["k"] = config.k
     metrics["n_prompts"] = len(prompts)
     return metrics

@@ -38,6 +38,8 @@ class RewardSettings:
     estimator: str
     consensus: str
     base_objective: str
+    rloo_aware: bool = False
+    """T11a (issue 12): count tables designed for G − 1 samples (the trainer sets it under RLOO)."""
 
 
 @dataclass(frozen=True)
@@ -57,37 +59,44 @@ def _grpo():
     return grpo_rewards
 
 
-def _per_view(objective: str, answers_per_view, n_answers, task_reward, tau, estimator):
+def _per_view(objective: str, answers_per_view, n_answers, task_reward, tau, estimator, rloo_aware=False):
+    G = len(answers_per_view[0])
+    if any(len(a) != G for a in answers_per_view):  # doubly-LOO subgroups: one view one sample short
+        return [_per_view(objective, [a], n_answers, task_reward, tau, estimator, rloo_aware)[0]
+                for a in answers_per_view]
     stacked = np.stack(answers_per_view)  # (n_views, G): each view's group is its own GRPO group
+    table_size = G - 1 if rloo_aware and G > 2 else None  # T11a
     out = _grpo().group_rewards(
-        objective, stacked, n_answers=n_answers, tau=tau, task_reward=task_reward, estimator=estimator
+        objective, stacked, n_answers=n_answers, tau=tau, task_reward=task_reward, estimator=estimator,
+        table_size=table_size,
     )
     return list(np.asarray(out, dtype=np.float64))
 
 
 def _gt(answers_per_view, n_answers, task_reward, s: RewardSettings):
-    return _per_view("reward", answers_per_view, n_answers, task_reward, 0.0, s.estimator)
+    return _per_view("reward", answers_per_view, n_answers, task_reward, 0.0, s.estimator, s.rloo_aware)
 
 
 def _ttrl(answers_per_view, n_answers, task_reward, s: RewardSettings):
-    return _per_view("ttrl", answers_per_view, n_answers, None, s.tau, s.estimator)
+    return _per_view("ttrl", answers_per_view, n_answers, None, s.tau, s.estimator, s.rloo_aware)
 
 
 def _empo(answers_per_view, n_answers, task_reward, s: RewardSettings):
-    return _per_view("empo", answers_per_view, n_answers, None, s.tau, s.estimator)
+    return _per_view("empo", answers_per_view, n_answers, None, s.tau, s.estimator, s.rloo_aware)
 
 
 def _coherence(answers_per_view, n_answers, task_reward, s: RewardSettings):
     if s.consensus == "none":
-        return _per_view("sharpen", answers_per_view, n_answers, None, s.tau, s.estimator)
+        return _per_view("sharpen", answers_per_view, n_answers, None, s.tau, s.estimator, s.rloo_aware)
     out = _grpo().consensus_group_rewards(
-        list(answers_per_view), n_answers=n_answers, tau=s.tau, consensus=s.consensus, estimator=s.estimator
+        list(answers_per_view), n_answers=n_answers, tau=s.tau, consensus=s.consensus, estimator=s.estimator,
+        rloo_aware=s.rloo_aware,
     )
     return [np.asarray(r, dtype=np.float64) for r in out]
 
 
 def _diversity(answers_per_view, n_answers, task_reward, s: RewardSettings):
-    return _per_view("entropy", answers_per_view, n_answers, task_reward, s.tau, s.estimator)
+    return _per_view("entropy", answers_per_view, n_answers, task_reward, s.tau, s.estimator, s.rloo_aware)
 
 
 def _pairwise(answers_per_view, n_answers, task_reward, s: RewardSettings):
@@ -98,7 +107,7 @@ def _pairwise(answers_per_view, n_answers, task_reward, s: RewardSettings):
 def _constrained_base(answers_per_view, n_answers, task_reward, s: RewardSettings):
     tr = task_reward if s.base_objective in ("reward", "entropy", "gini", "tsallis") else None
     tau = 0.0 if s.base_objective == "reward" else s.tau
-    return _per_view(s.base_objective, answers_per_view, n_answers, tr, tau, s.estimator)
+    return _per_view(s.base_objective, answers_per_view, n_answers, tr, tau, s.estimator, s.rloo_aware)
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -167,11 +176,44 @@ def dual_step(multipliers: np.ndarray, constraint_values: np.ndarray, cap: float
     )
 
 
-def group_advantages(rewards: np.ndarray, baseline: str, scale: str) -> tuple[np.ndarray, int]:
-    """``dagsim.grpo.advantages.advantages`` on (n_groups, G) rewards (T11): (adv, n_zero_std_groups)."""
-    from dagsim.grpo.advantages import advantages
+def doubly_loo_baselines(rewards_fn: Callable, idx_per_view, n_answers: int, task_reward, settings: RewardSettings,
+                         post: Callable | None = None) -> list[np.ndarray]:
+    """T11b: per view, ``b_i = mean_{j≠i} R_j^{(−i)}`` — the view's rewards recomputed on its group without
+    sample i (every other view unchanged), O(G²) reward calls' work. ``post(rewards, answers)`` is applied
+    to the recomputed rewards (e.g. the constraint penalty). Returns one (G,) array per view."""
+    out = []
+    for v, idx in enumerate(idx_per_view):
+        b = np.empty(len(idx))
+        for i in range(len(idx)):
+            views = list(idx_per_view)
+            views[v] = np.delete(np.asarray(idx), i)
+            r = np.asarray(rewards_fn(views, n_answers, task_reward, settings)[v], dtype=np.float64)
+            b[i] = (post(r, views[v]) if post is not None else r).mean()
+        out.append(b)
+    return out
 
-    adv, n_zero = advantages(rewards, baseline=baseline, scale=scale)
+
+def group_advantages(rewards: np.ndarray, baseline: str, scale: str, *, doubly_loo: np.ndarray | None = None,
+                     extra_rewards: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """``dagsim.grpo.advantages`` on (n_groups, G) rewards (T11): (adv, n_zero_std_groups).
+
+    ``baseline="doubly-loo"`` needs ``doubly_loo`` (n_groups, G), the baselines of :func:`doubly_loo_baselines`.
+    ``extra_rewards`` (same shape) is a count-free per-sample term added to the rewards (the sequence-level
+    −β·log π/π0): under doubly-LOO its baseline is plain leave-one-out."""
+    from dagsim.grpo.advantages import advantages, rescale_advantages
+
+    if baseline == "doubly-loo":
+        if doubly_loo is None:
+            raise ValidationError("baseline 'doubly-loo' needs the recomputed baselines (doubly_loo_baselines)")
+        centered, total = rewards - doubly_loo, rewards
+        if extra_rewards is not None:
+            G = rewards.shape[1]
+            centered = centered + G / (G - 1) * (extra_rewards - extra_rewards.mean(axis=1, keepdims=True))
+            total = rewards + extra_rewards
+        adv, n_zero = rescale_advantages(centered, total, scale=scale)
+    else:
+        total = rewards if extra_rewards is None else rewards + extra_rewards
+        adv, n_zero = advantages(total, baseline=baseline, scale=scale)
     adv = np.asarray(adv, dtype=np.float64)
     if not np.all(np.isfinite(adv)):
         raise FloatingPointError("dagsim advantages returned non-finite values")

@@ -280,19 +280,20 @@ def sample_trace(
 DATA_FORMATS = "question+answer | prompt+completion | messages"
 
 
-def _final_answer(text: str) -> tuple[str | None, str]:
+def _final_answer(text: str, parser=None) -> tuple[str | None, str]:
     """``(key, target)`` of a data answer: its key by :func:`llm.answers.extract_answer` (the parser of
-    completions), else, for a plain final answer (``"-5"``), the key of ``#### -5``. ``target`` is the text a
-    model should learn to write: the answer itself, or ``#### <answer>`` for a plain one (so the model's own
-    completions end in a marker the parser reads)."""
-    from llm.answers import extract_answer  # local import: answers depends on this module's marker only
+    completions, or ``parser``), else, for a plain final answer (``"-5"``, ``"\\frac{1}{2}"``), its key by
+    :func:`llm.answers.parse_ground_truth`. ``target`` is the text a model should learn to write: the answer
+    itself, or ``#### <answer>`` for a plain one (so the model's own completions end in a marker the parser
+    reads)."""
+    from llm.answers import extract_answer, parse_ground_truth  # local import: answers needs only the marker
 
-    key = extract_answer(text)
+    key = extract_answer(text, parser=parser)
     if key is not None:
         return key, text
     plain = text.strip()
     if plain and "\\n" not in plain and "\n" not in plain:
-        key = extract_answer(f"{ANSWER_MARKER} {plain}")
+        key = parse_ground_truth(plain, parser)
         if key is not None:
             return key, f"{ANSWER_MARKER} {plain}"
     return None, text
@@ -313,7 +314,7 @@ def _messages_of(row, where: str) -> tuple[tuple[tuple[str, str], ...], str]:
     return tuple(pairs[:-1]), pairs[-1][1]
 
 
-def problem_from_row(row, pid: str, where: str) -> Problem:
+def problem_from_row(row, pid: str, where: str, parser=None) -> Problem:
     """One :class:`Problem` from a JSON object in one of :data:`DATA_FORMATS`; ``answer=None`` when its final
     answer cannot be parsed (the caller decides: error or skip)."""
     if not isinstance(row, dict):
@@ -339,16 +340,18 @@ def problem_from_row(row, pid: str, where: str) -> Problem:
     else:
         raise ValidationError(f"{where}: expected an object with a string 'question' field ({DATA_FORMATS})")
     if explicit is not None and "question" not in row:
-        key, _ = _final_answer(str(explicit))  # an explicit answer field names the ground truth
-        _, target_fixed = _final_answer(target)
+        key, _ = _final_answer(str(explicit), parser)  # an explicit answer field names the ground truth
+        _, target_fixed = _final_answer(target, parser)
     else:
-        key, target_fixed = _final_answer(target)
+        key, target_fixed = _final_answer(target, parser)
     if not target_fixed.startswith((" ", "\n")) and view.endswith(":"):
         target_fixed = " " + target_fixed  # " 3+5=8. #### 8" after "A:", as the embedded task writes it
     return Problem(pid, (view,), key, messages=messages, target=target_fixed)
 
 
-def read_jsonl(path: str | Path, *, skip_bad_lines: bool = False) -> tuple[list[Problem], list[int]]:
+def read_jsonl(
+    path: str | Path, *, skip_bad_lines: bool = False, answer_parser=None
+) -> tuple[list[Problem], list[int]]:
     """``(problems, skipped line numbers)`` of a JSONL file in one of :data:`DATA_FORMATS`.
 
     Every answer must hold a parseable final answer (``#### N``, ``\\boxed{..}``, "the answer is ..." or a plain
@@ -370,7 +373,7 @@ def read_jsonl(path: str | Path, *, skip_bad_lines: bool = False) -> tuple[list[
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValidationError(f"{where}: not valid JSON ({exc.msg})") from None
-            problem = problem_from_row(row, f"{path.stem}-{lineno}", where)
+            problem = problem_from_row(row, f"{path.stem}-{lineno}", where, answer_parser)
             if problem.answer is None and problem.target is not None:
                 if not skip_bad_lines:
                     raise ValidationError(
@@ -385,11 +388,11 @@ def read_jsonl(path: str | Path, *, skip_bad_lines: bool = False) -> tuple[list[
     return problems, skipped
 
 
-def load_jsonl(path: str | Path, *, skip_bad_lines: bool = False) -> list[Problem]:
+def load_jsonl(path: str | Path, *, skip_bad_lines: bool = False, answer_parser=None) -> list[Problem]:
     """Problems of a JSONL file (:func:`read_jsonl`); skipped lines are counted on stderr."""
     import sys
 
-    problems, skipped = read_jsonl(path, skip_bad_lines=skip_bad_lines)
+    problems, skipped = read_jsonl(path, skip_bad_lines=skip_bad_lines, answer_parser=answer_parser)
     if skipped:
         shown = ", ".join(map(str, skipped[:10])) + (" ..." if len(skipped) > 10 else "")
         print(f"{path}: skipped {len(skipped)} line(s) without a parseable answer (lines {shown})", file=sys.stderr)
@@ -459,11 +462,11 @@ def _score_entry(dataset, entry, answer: str | None) -> float:
     return float(dataset.score_answer(answer, entry))
 
 
-def load_data(spec: str, *, skip_bad_lines: bool = False) -> list[Problem]:
+def load_data(spec: str, *, skip_bad_lines: bool = False, answer_parser=None) -> list[Problem]:
     """``--data``: a JSONL file (:func:`load_jsonl`) or ``reasoning-gym:NAME?key=value&...``."""
     if spec.startswith(REASONING_GYM_PREFIX):
         return load_reasoning_gym(spec)
-    return load_jsonl(spec, skip_bad_lines=skip_bad_lines)
+    return load_jsonl(spec, skip_bad_lines=skip_bad_lines, answer_parser=answer_parser)
 
 
 def split_data(problems: list[Problem], eval_fraction: float, seed: int) -> tuple[list[Problem], list[Problem]]:
@@ -532,13 +535,13 @@ def apply_prompt_format(problems: list[Problem], tokenizer, chat_template: bool 
     return out
 
 
-def task_rewards(problem: Problem, answer_strings, no_answer: str) -> np.ndarray:
+def task_rewards(problem: Problem, answer_strings, no_answer: str, *, cluster: bool = True) -> np.ndarray:
     """``r(z)`` over a problem's answer space: the data's own scorer where it has one (0 for the no-answer
     bucket), else 1 for the ground-truth key. Shape (n_answers,)."""
     if problem.scorer is None:
         from llm.answers import task_reward_vector
 
-        return task_reward_vector(answer_strings, problem.answer)
+        return task_reward_vector(answer_strings, problem.answer, cluster=cluster)
     return np.array([0.0 if a == no_answer else float(problem.scorer(a)) for a in answer_strings])
 
 

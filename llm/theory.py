@@ -99,6 +99,10 @@ class TheoryConfig:
     """constraint: dual ascent step on λ (the trainer's default 2.0 overshot: λ peaked at 5.45 vs λ* = 1.43)."""
     seed: int = 0
     """Sampling seed of training."""
+    # --- answer layer (issue 13 §1)
+    answer_parser: str = ""
+    """How final answers are read, for certification and training: '' = the embedded task's default (marker)
+    | full | marker | module:function | path/to/file.py:function (see llm.answers)."""
 
     def validate(self) -> None:
         from dagsim.errors import ValidationError
@@ -270,7 +274,7 @@ def train_config_for(objective: str, config: TheoryConfig, out: str, cap: float 
         algorithm=algorithm, model=config.model, out=out, steps=config.steps, prompts_per_step=config.n_prompts,
         group_size=config.group_size, views=1, temperature=1.0, max_new_tokens=config.max_new_tokens,
         lr=config.lr, beta=config.beta, kl=config.kl, tau=config.tau, loss_type="dapo", baseline="rloo", scale="none",
-        seed=config.seed, progress=False, **extra,
+        seed=config.seed, progress=False, answer_parser=config.answer_parser, **extra,
     )
 
 
@@ -323,10 +327,11 @@ def held_out_problems(model_dir: str, n: int):
 
 
 def certify_all(model, tokenizer, prompts: Sequence[str], config: TheoryConfig):
-    from llm.answers import extract_answer
+    from llm.answers import resolve_answer_parser
     from llm.certified import certified_marginal
 
-    return [certified_marginal(model, tokenizer, p, extract_answer=extract_answer, mass=config.mass,
+    parser = resolve_answer_parser(config.answer_parser, embedded_task=True, flag="--answer-parser")
+    return [certified_marginal(model, tokenizer, p, extract_answer=parser, mass=config.mass,
                                max_new_tokens=config.max_new_tokens, temperature=1.0,
                                budget_seconds=config.budget_seconds) for p in prompts]
 

@@ -4,7 +4,7 @@ from dagsim.cli import command
 from proofs_check.runner import add_arguments, run_from_args
 
 
-@command("check", "run one numerical check per claim of THEORY.md (same as python -m proofs_check)")
+@command("check", "run one numerical check per claim of docs/theory.md (same as python -m proofs_check)")
 def _check(p):
     add_arguments(p)
     return run_from_args
@@ -18,7 +18,7 @@ def demo_stage(out) -> str:
     from dagsim.io import atomic_write_json
     from proofs_check.runner import render_table, run_checks
 
-    print("\n== proofs_check: one numerical check per claim of THEORY.md (--quick) ==", flush=True)
+    print("\n== proofs_check: one numerical check per claim of docs/theory.md (--quick) ==", flush=True)
     rows = run_checks(quick=True, progress=False)
     render_table(rows)
     path = atomic_write_json(Path(out) / "proofs_check.json", json.loads(json.dumps({"checks": rows})))
@@ -26,7 +26,7 @@ def demo_stage(out) -> str:
     vacuous = [r["id"] for r in rows if not r["control_failed"]]
     verdict = f"{len(rows) - len(failed)}/{len(rows)} claims pass"
     if failed:
-        verdict += f" (failing: {', '.join(failed)} — see the README: THEORY states them incorrectly)"
+        verdict += f" (failing: {', '.join(failed)}; the claims are stated in docs/theory.md)"
     if vacuous:
         verdict += f"; controls that passed: {vacuous}"
     return f"proofs_check: {verdict} -> {path}"

@@ -1,4 +1,4 @@
-"""Registry of numerical checks, one per claim of THEORY.md (P1–P4, T1–T11).
+"""Registry of numerical checks, one per claim of docs/theory.md (P1–P4, T1–T12).
 
 A check is a function ``(ctx) -> Evidence`` registered with :func:`check`. It draws seeded random
 instances, compares the claim with an independent oracle, and reports the largest error. Each check

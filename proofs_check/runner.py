@@ -36,7 +36,7 @@ def render_table(rows: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="proofs_check — one numerical check per claim of THEORY.md")
+    table = Table(title="proofs_check — one numerical check per claim of docs/theory.md")
     for col in ("id", "statement", "instances", "max error", "tolerance", "passed", "control failed", "s"):
         table.add_column(col, justify="left" if col in ("id", "statement") else "right")
     for r in rows:
@@ -54,10 +54,24 @@ def markdown_table(rows: list[dict]) -> str:
     for r in rows:
         err = r["max_error"]
         err_s = f"{err:.1e}" if isinstance(err, float) else str(err)
-        lines.append(f"| {r['id']} | {r['statement']} | {r['instances']} | {err_s} | {r['tolerance']:.0e} | "
+        statement = r["statement"].replace("|", "\\|")  # a literal | (|x|, π(y|z)) would split the cell
+        lines.append(f"| {r['id']} | {statement} | {r['instances']} | {err_s} | {r['tolerance']:.0e} | "
                      f"{'yes' if r['passed'] else 'NO'} | {'yes' if r['control_failed'] else 'NO'} | "
                      f"{r['seconds']:.1f} |")
     return "\n".join(lines)
+
+
+def write_report(rows: list[dict], out_dir) -> tuple[str, str]:
+    """Write ``proofs_check.json`` ({"checks": rows}) and ``proofs_check.md`` (the table) into ``out_dir``."""
+    from pathlib import Path
+
+    from dagsim.io import atomic_write_json, atomic_write_text
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = atomic_write_json(out / "proofs_check.json", json.loads(json.dumps({"checks": rows})))
+    md_path = atomic_write_text(out / "proofs_check.md", markdown_table(rows) + "\n")
+    return str(json_path), str(md_path)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -65,10 +79,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", nargs="+", metavar="ID", help="run only these claim ids (e.g. P1 T8)")
     p.add_argument("--quick", action="store_true", help="reduced instances (<= 30 s in all)")
     p.add_argument("--seed", type=int, default=0, help="seed of every check's generator")
+    p.add_argument("--out", metavar="DIR", help="also write DIR/proofs_check.json and DIR/proofs_check.md "
+                                                "(the report and its markdown table; atomic writes)")
 
 
 def run_from_args(args) -> int:
     rows = run_checks(args.only, quick=args.quick, seed=args.seed, progress=not args.json)
+    if getattr(args, "out", None):
+        write_report(rows, args.out)
     if args.json:
         print(json.dumps({"checks": rows}, indent=2, allow_nan=False))
     else:
@@ -85,7 +103,8 @@ def run_from_args(args) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     from dagsim.errors import DagsimError
 
-    p = argparse.ArgumentParser(prog="python -m proofs_check", description="numerical checks of THEORY.md's claims")
+    p = argparse.ArgumentParser(prog="python -m proofs_check",
+                                description="numerical checks of the claims of docs/theory.md")
     add_arguments(p)
     args = p.parse_args(argv)
     try:

@@ -1,4 +1,4 @@
-"""Property tests of the game and estimator claims T1–T8, T10, T11 of THEORY.md (one group per claim ID).
+"""Property tests of the game and estimator claims T1–T8, T10, T11 of docs/theory.md (one group per ID).
 
 They complement (do not repeat) test_game, test_objectives, test_solvers, test_estimators, test_effective
 and test_group_rewards: random reasoning DAGs, simplex points, β, τ, weights and view sets, with edge cases
@@ -27,8 +27,11 @@ from dagsim.grpo.rewards import pairwise_group_rewards
 from dagsim.marginals import answer_marginal, trace_kl
 from dagsim.objectives import make_objective
 from dagsim.solvers import solve_answer_level
-from proofs_check.checks.game_claims import e2_lbfgs_optimum
-from proofs_check.checks.grpo_claims import alternation_lower_bound, p_weighted_bias, stationary_point
+from proofs_check.checks._remez import remez_log
+from proofs_check.checks.baseline_claims import binomial_mean, enumerate_effective
+from proofs_check.checks.game_claims import collision_hessian_max, e2_lbfgs_optimum, majority_closed_form
+from proofs_check.checks.grpo_claims import stationary_point
+from proofs_check.checks.log_estimator_claims import alternation_lower_bound, p_weighted_bias
 from tests.strategies import reasoning_dags, simplex_points, tasks
 
 #: E4 at the optimum: a difference of O(1) float64 terms plus β·O(KKT²) of the fast solver (≤ 1e-10).
@@ -176,6 +179,33 @@ def test_t2_sharpen_at_or_below_the_curvature_collapses_to_a_vertex(nu0, beta, r
     assert np.diff(values).min() >= -ROUND_ATOL and max(values) <= best + ROUND_ATOL
     if ratio >= 1.05:  # the log-space map expands by τ/β ≥ 1.05 per round: 1.05^200 ~ 2e4
         assert nus.max() >= 1.0 - 1e-9
+
+
+@FAST
+@given(st.integers(2, 6).flatmap(lambda k: simplex_points(k, floor=1e-3)), st.floats(0.05, 3.0),
+       st.floats(0.1, 3.0))
+@example(nu=np.array([0.5, 0.5]), tau=1.0, beta=1.0)  # the bound is attained: λ_max = 2(τ − β) = 0
+def test_t2_collision_hessian_never_exceeds_two_tau_minus_beta(nu, tau, beta):
+    """On Σv = 0, 2τI − β·diag(1/ν) ≤ 2(τ − β): (E2) for collision is concave whenever τ ≤ β."""
+    top = collision_hessian_max(nu, tau, beta)
+    assert top <= 2 * (tau - beta) + 1e-9 * max(1.0, beta / nu.min())
+    if nu.size == 2 and np.allclose(nu, 0.5):
+        assert abs(top - 2 * (tau - beta)) <= 1e-12
+
+
+@FAST
+@given(st.integers(2, 5).flatmap(lambda k: simplex_points(k, floor=0.02)), st.floats(0.2, 3.0),
+       st.floats(0.0, 3.0), st.integers(0, 2**31))
+def test_t2_majority_closed_form_beats_every_mode_choice(nu0, beta, tau, seed):
+    """The majority optimum is the best of the K linear problems with reward r + τ·e_{z'}: its value is
+    max_{z'} β log Σ ν0 e^{(r + τ e_{z'})/β}, reached by the closed form."""
+    r = np.random.default_rng(seed).normal(size=nu0.size)
+    nu = majority_closed_form(nu0, r, tau, beta)
+    value = r @ nu + tau * nu.max() - beta * float(np.sum(nu * np.log(nu / nu0)))
+    best = max(beta * np.log(np.sum(nu0 * np.exp((r + tau * np.eye(nu0.size)[z]) / beta)))
+               for z in range(nu0.size))
+    assert abs(value - best) <= 1e-10 * max(1.0, abs(best))
+
 
 
 # ============================================================================================ T3
@@ -365,7 +395,7 @@ def test_t7_pairwise_rewards_are_unbiased_for_random_views_and_answer_maps(k, g0
 # ============================================================================================ T8
 @settings(max_examples=8, deadline=None)
 @given(st.integers(2, 24))
-@example(G=32)  # where THEORY's published 0.00035 is not the optimum (3.174e-4)
+@example(G=32)  # E*_32 = 3.1739e-4 (an LP on the table entries stalls at 3.5e-4)
 def test_t8_alternation_certifies_the_minimax_value(G):
     """de la Vallée Poussin: the minimax table's p-weighted error alternates in sign at G+1 points with
     |e| ≥ δ, so δ ≤ optimum ≤ sup|e|; the bracket is tight around dagsim's LP value."""
@@ -378,6 +408,19 @@ def test_t8_alternation_certifies_the_minimax_value(G):
     assert value <= lower * (1 + 1e-3)  # the grid resolves each extremum to O(1e-4) relative
     plug = p_weighted_bias(np.asarray(log_estimator_table(G, "plugin")), grid)
     assert np.abs(plug).max() > 2 * value  # the self-counting plug-in is far from optimal
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(2, 12))
+def test_t8_remez_and_the_lp_find_the_same_unique_optimum(G):
+    """Remez (mpmath, monomial basis) equioscillates at G+1 points and agrees with dagsim's Chebyshev LP."""
+    sol = remez_log(G)
+    errors = np.array([float(e) for e in sol.reference_errors])
+    assert errors.size == G + 1 and np.all(np.sign(errors[1:]) == -np.sign(errors[:-1]))
+    assert np.ptp(np.abs(errors)) <= 1e-20 * float(sol.level)
+    assert abs(minimax_log_bias(G) - float(sol.level)) <= 1e-5 * float(sol.level)
+    table = np.array([float(v) for v in sol.table()])
+    assert np.abs(np.asarray(log_estimator_table(G, "minimax")) - table).max() <= 1e-5 * np.abs(table).max()
 
 
 # ============================================================================================ T10
@@ -430,7 +473,7 @@ def test_t10_minimax_stationary_point_is_closer_than_plugin(dag, G, seed):
 def test_t11_rloo_shrinks_group_dependent_rewards_by_g_minus_2_over_g_minus_1(nu, G, tau, family, seed):
     """For the unbiased polynomial rewards, RLOO's baseline shares sample i's answer through the others'
     LOO counts: ḡ_rloo = r − ⟨r,ν⟩ ± 2τ·(G−2)/(G−1)·(ν − Σν²), not the unbiased r − ⟨r,ν⟩ ± 2τ(ν − Σν²)
-    (THEORY T11's first sentence fails); the self-inclusive mean is (G−1)/G times RLOO exactly."""
+    (T11a: RLOO uses the first G−1 entries on Bin(G−2)); the self-inclusive mean is (G−1)/G times RLOO exactly."""
     name, sign = family
     r = np.random.default_rng(seed).normal(size=nu.size)
     rloo = effective_reward(name, nu, G, baseline="rloo", tau=tau, task_reward=r, estimator="unbiased")
@@ -464,3 +507,19 @@ def test_t11_std_scaling_moves_the_fixed_point(nu0, d1, d2, G, beta):
     assert max(res0, res1) <= 1e-10
     assert np.abs(plain - truth).max() <= 1e-10
     assert 0.5 * np.abs(scaled - truth).sum() > 1e-6
+
+
+@FAST
+@given(st.integers(2, 4), st.integers(3, 7), st.integers(0, 2**31))
+@example(k=2, G=3, seed=0)
+def test_t11_rloo_and_doubly_loo_effective_rewards_for_any_table(k, G, seed):
+    """T11a/b for an arbitrary per-answer table ψ: RLOO's ḡ is E ψ(z, Bin(G−2, ν_z)) up to a constant (the
+    last entry unused); doubly-LOO's is E ψ(z, Bin(G−1, ν_z)) up to a constant, whatever its (G−1)-table."""
+    rng = np.random.default_rng(seed)
+    nu = rng.dirichlet(np.ones(k))
+    psi, base = rng.normal(size=(k, G)), rng.normal(size=(k, G - 1))
+    rloo = enumerate_effective(psi, nu, "rloo")
+    assert np.ptp(rloo - binomial_mean(psi, nu, G - 2)) <= 1e-10
+    dloo = enumerate_effective(psi, nu, "doubly-loo", baseline_table=base)
+    assert np.ptp(dloo - binomial_mean(psi, nu, G - 1)) <= 1e-10
+    assert abs(nu @ rloo) <= 1e-10  # RLOO advantages sum to zero in every group

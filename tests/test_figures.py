@@ -181,12 +181,21 @@ def test_fig06_finite_group_bias(made):
     assert np.all(np.diff(list(mm.values())) < 0)
     for G in plug:
         assert mm[G] < plug[G]  # T10/T8: the minimax table is less biased at every G
-    for name, run in d["sampled"]["runs"].items():
+    aqp = dict(zip(st["aqp"]["G"], st["aqp"]["median"]))
+    for G in (8, 16, 32):
+        assert aqp[G] < plug[G]  # T12: AQP's bias is well below the plug-in's (and above the minimax's)
+    runs = d["sampled"]["runs"]
+    for name, run in runs.items():
         dist = _finite_array(run["distance"], name)
+        if run["estimator"] == "minimax":
+            # its variance keeps it far above its tiny bias (G = 16; seeded run, measured ratio ≈ 600)
+            assert run["tail_mean_distance"] >= 10 * run["expected_stationary_distance"]
+            continue
         assert run["tail_mean_distance"] < dist[0]  # training moves toward the equilibrium
         if run["estimator"] == "plugin":
-            # sampling noise does not remove the plug-in's finite-G bias (seeded run; measured ratio ≈ 1.0–1.4)
+            # sampling noise does not remove the plug-in's finite-G bias (seeded run; measured ratio ≈ 1.0–2.1)
             assert run["tail_mean_distance"] >= 0.7 * run["expected_stationary_distance"]
+    assert runs["aqp, G=16"]["tail_mean_distance"] < runs["plugin, G=16"]["tail_mean_distance"]
 
 
 # ---------------------------------------------------------------------- figure 7

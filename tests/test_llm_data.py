@@ -189,9 +189,7 @@ def test_load_jsonl_formats_and_plain_answers(tmp_path):
     assert [p.problem_id for p in problems] == [f"f-{i}" for i in range(1, 7)]
 
 
-@pytest.mark.xfail(extract_answer(r"\boxed{3}") is None, reason="needs the #13 section 1 answer layer (boxed)",
-                   strict=False)
-def test_load_jsonl_boxed_answers(tmp_path):  # re-check after merging the answers helper's llm/answers.py
+def test_load_jsonl_boxed_answers(tmp_path):
     rows = [{"question": "a", "answer": "So $x = \\boxed{3}$."}, {"question": "b", "answer": "\\boxed{-12}"}]
     assert [p.answer for p in load_jsonl(_write(tmp_path / "b.jsonl", rows))] == ["3", "-12"]
 

@@ -105,18 +105,21 @@ def test_rewards_and_advantages_equal_dagsim_on_the_same_groups(algorithm, extra
         [_problem()], _texts(view0 + view1), views=2, config=config, multipliers=multipliers
     )
     tau, est = config.tau, config.estimator
+    ts = config.group_size - 1 if config.baseline in ("rloo", "mean") and config.rloo_aware else None  # T11a
     if algorithm == "gt-grpo":
         expected = group_rewards("reward", np.stack(idx), n_answers=n, task_reward=r, estimator=est)
     elif algorithm in ("ttrl", "empo"):
         expected = group_rewards(algorithm, np.stack(idx), n_answers=n, tau=tau, estimator=est)
     elif algorithm == "coherence-grpo" and config.consensus == "none":
-        expected = group_rewards("sharpen", np.stack(idx), n_answers=n, tau=tau, estimator=est)
+        expected = group_rewards("sharpen", np.stack(idx), n_answers=n, tau=tau, estimator=est, table_size=ts)
     elif algorithm == "coherence-grpo":
         expected = np.stack(
-            consensus_group_rewards(idx, n_answers=n, tau=tau, consensus=config.consensus, estimator=est)
+            consensus_group_rewards(idx, n_answers=n, tau=tau, consensus=config.consensus, estimator=est,
+                                    rloo_aware=ts is not None)
         )
     elif algorithm == "diversity-grpo":
-        expected = group_rewards("entropy", np.stack(idx), n_answers=n, tau=tau, task_reward=r, estimator=est)
+        expected = group_rewards("entropy", np.stack(idx), n_answers=n, tau=tau, task_reward=r, estimator=est,
+                                 table_size=ts)
     elif algorithm == "pairwise-coherence-grpo":
         expected = np.stack(pairwise_group_rewards(idx, n_answers=n, tau=tau))
     else:

@@ -28,7 +28,9 @@ def test_bridge_rewards_equal_the_trainers(algorithm):
         answer=["#### 4"] * G + ["8"] * G,
         log_metric=lambda k, v: logged.__setitem__(k, v),
     )
-    config = TrainConfig(algorithm=algorithm, group_size=G, consensus="none")
+    # the bridge's estimator and G-tables (issue 12 moved the trainer's defaults to aqp + RLOO-aware tables)
+    config = TrainConfig(algorithm=algorithm, group_size=G, consensus="none", estimator="minimax_monotone",
+                         rloo_aware=False)
     expected = np.concatenate(
         [
             score_groups(

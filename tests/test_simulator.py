@@ -125,3 +125,73 @@ def test_cli_simulate_json_and_trajectory(tmp_path, capsys):
     lines = out.read_text().splitlines()
     assert json.loads(lines[0])["config"]["algorithm"] == "diversity-grpo"
     assert len(lines) == 1 + 51 and not (tmp_path / "run.jsonl.partial").exists()
+
+
+# ------------------------------------------------------------------ issue 12: doubly-LOO, AQP, RLOO-aware
+@pytest.mark.parametrize("batched", [True, False])
+def test_doubly_loo_equals_rloo_for_a_count_free_reward(batched):
+    """T11c/T11b: with a per-answer reward the recounted baseline is the plain leave-one-out mean."""
+    dags = [_dag(3), _dag(4)]
+    finals = {}
+    for baseline in ("rloo", "doubly-loo"):
+        cfg = SimulationConfig(algorithm="gt-grpo", beta=0.5, mode="sampled", group_size=6, steps=5, lr=0.3,
+                               baseline=baseline, seed=11)
+        res = simulate(dags, cfg, log_every=5, batched=batched)
+        finals[baseline] = np.concatenate([s.logits[0] for s in res.prompts])
+    np.testing.assert_allclose(finals["doubly-loo"], finals["rloo"], atol=1e-12)
+
+
+def test_doubly_loo_sampled_step_matches_its_effective_reward():
+    """One sampled doubly-LOO step with a huge group ≈ the exact policy-gradient step of ḡ_G (T10, T11b)."""
+    dags = [_dag(3)]
+    G, lr, beta, tau = 40_000, 0.1, 0.5, 1.0
+    cfg = SimulationConfig(algorithm="diversity-grpo", objective="entropy", beta=beta, tau=tau, mode="sampled",
+                           group_size=G, steps=1, lr=lr, baseline="doubly-loo", estimator="plugin", seed=7)
+    res = simulate(dags, cfg, log_every=1)
+    d = dags[0]
+    theta0 = d.reference_logits
+    g = effective_reward("entropy", answer_marginal(d), G, baseline="doubly-loo", tau=tau, task_reward=d.reward,
+                         estimator="plugin")
+    expected = lr * (logit_gradient(d, theta0, g) - beta * trace_kl_gradient(d, theta0))
+    moved = res.prompts[0].logits[0] - theta0
+    assert np.abs(moved - expected).max() <= 0.03 * lr
+
+
+@pytest.mark.parametrize("baseline,rloo_aware", [("doubly-loo", True), ("rloo", True), ("rloo", False)])
+def test_expected_mode_fixed_point_per_baseline(baseline, rloo_aware):
+    """Expected mode's fixed point = Gibbs(ν0, ḡ_G) for the configured baseline and table size (T11a/b)."""
+    dag = _dag(1)
+    nu0 = answer_marginal(dag)
+    G, beta, tau = 6, 1.0, 1.0
+    cfg = SimulationConfig(algorithm="diversity-grpo", objective="entropy", beta=beta, tau=tau, mode="expected",
+                           group_size=G, estimator="aqp", steps=400, lr=0.5, natural=True, baseline=baseline,
+                           rloo_aware=rloo_aware)
+    res = simulate([dag], cfg, log_every=400)
+    nu = np.array(list(res.final[0]["answer_distribution"].values()))
+    ts = G - 1 if baseline == "rloo" and rloo_aware else None
+    g = effective_reward("entropy", nu, G, baseline=baseline, tau=tau, task_reward=dag.reward, estimator="aqp",
+                         table_size=ts)
+    assert np.abs(gibbs(nu0, g, beta) - nu).max() <= 1e-8
+    other = effective_reward("entropy", nu, G, baseline=baseline, tau=tau, task_reward=dag.reward,
+                             estimator="aqp", table_size=None if ts else G - 1)
+    if baseline == "rloo":  # control: the other table size is a different fixed point
+        assert np.abs(gibbs(nu0, other, beta) - nu).max() > 1e-6
+
+
+def test_multiview_doubly_loo_sampled_and_cli(tmp_path, capsys):
+    from dagsim.generators import arithmetic_task
+
+    task = arithmetic_task(arithmetic_problem(np.random.default_rng(0), 3), [[0.2, 0.2, 0.2], [0.3, 0.1, 0.1]])
+    cfg = SimulationConfig(algorithm="coherence-grpo", objective="consensus", beta=0.5, tau=0.5, mode="sampled",
+                           group_size=5, steps=3, lr=0.2, baseline="doubly-loo", estimator="aqp", seed=2)
+    res = simulate([task], cfg, log_every=3)
+    assert np.isfinite(res.history[-1]["distance_to_optimum"])
+    path = tmp_path / "a.json"
+    dagio.save(_dag(5), path)
+    code = main(["simulate", str(path), "--algorithm", "diversity-grpo", "--objective", "entropy", "--mode", "expected",
+                 "--group-size", "8", "--estimator", "aqp", "--baseline", "doubly-loo", "--steps", "5", "--json"])
+    assert code == 0 and "distance_to_optimum" in json.loads(capsys.readouterr().out)
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", str(path), "--algorithm", "diversity-grpo", "--objective", "entropy", "--mode", "expected",
+              "--baseline", "bogus", "--steps", "5", "--json"])
+    assert exc.value.code == 2

@@ -1,7 +1,7 @@
 """GRPO-compatible finite-group machinery (THEORY §6): rewards, advantages, exact effective reward."""
 
-from dagsim.grpo.advantages import ADVANTAGE_EPS, advantages
-from dagsim.grpo.effective import effective_reward, effective_reward_multiview
+from dagsim.grpo.advantages import ADVANTAGE_EPS, advantages, doubly_loo_advantages, doubly_loo_rule
+from dagsim.grpo.effective import count_table_effective_reward, effective_reward, effective_reward_multiview
 from dagsim.grpo.rewards import (
     REWARD_OBJECTIVES,
     consensus_group_rewards,
@@ -14,6 +14,7 @@ from dagsim.grpo.rewards import (
     group_rewards,
     leq_system,
     pairwise_group_rewards,
+    table_size_for,
 )
 
 __all__ = [
@@ -25,6 +26,9 @@ __all__ = [
     "constraint_values",
     "count_objective",
     "count_reward_table",
+    "count_table_effective_reward",
+    "doubly_loo_advantages",
+    "doubly_loo_rule",
     "dual_ascent_step",
     "effective_reward",
     "effective_reward_multiview",
@@ -32,4 +36,5 @@ __all__ = [
     "group_rewards",
     "leq_system",
     "pairwise_group_rewards",
+    "table_size_for",
 ]

@@ -35,14 +35,17 @@ class StationaryPoint:
 def finite_group_stationary(nu0: np.ndarray, objective: str, G: int, beta: float, *, tau: float = 0.0,
                             task_reward: np.ndarray | None = None, order: float | None = None,
                             estimator: str = "minimax", baseline: str = "rloo", scale: str = "none",
-                            damping: float = 0.5, max_iter: int = 20_000) -> StationaryPoint:
-    """Solve ν = Gibbs(ν0, ḡ_G(ν), β) (T10) by log-space damped iteration; raise if it does not converge."""
+                            damping: float = 0.5, max_iter: int = 20_000,
+                            table_size: int | None = None) -> StationaryPoint:
+    """Solve ν = Gibbs(ν0, ḡ_G(ν), β) (T10) by log-space damped iteration; raise if it does not converge.
+
+    ``table_size``: the count tables' design size (G − 1: RLOO-aware, T11a; None = G)."""
     nu0 = np.asarray(nu0, dtype=np.float64)
     nu = nu0.copy()
     residual = np.inf
     for it in range(1, max_iter + 1):
         g = effective_reward(objective, nu, G, baseline=baseline, scale=scale, tau=tau, task_reward=task_reward,
-                             order=order, estimator=estimator)
+                             order=order, estimator=estimator, table_size=table_size)
         target = gibbs(nu0, g, beta)
         log_new = (1 - damping) * np.log(nu) + damping * np.log(target)
         new = np.exp(log_new - np.logaddexp.reduce(log_new))

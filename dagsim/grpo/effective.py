@@ -38,7 +38,7 @@ from scipy.special import gammaln, xlogy
 
 from dagsim.errors import DomainError, ValidationError
 from dagsim.estimators import binomial_pmf, log_estimator_table
-from dagsim.grpo.advantages import BASELINES, advantages
+from dagsim.grpo.advantages import BASELINES, advantages, doubly_loo_advantages, doubly_loo_rule
 from dagsim.grpo.rewards import (
     CONSENSUS_KINDS,
     REWARD_OBJECTIVES,
@@ -55,6 +55,7 @@ __all__ = [
     "MULTIVIEW_OBJECTIVES",
     "n_compositions",
     "effective_reward",
+    "count_table_effective_reward",
     "effective_reward_multiview",
 ]
 
@@ -97,18 +98,47 @@ def _check_nu(nu: np.ndarray) -> np.ndarray:
     return np.clip(p, 0.0, 1.0)
 
 
-def _binomial_path(table: np.ndarray, nu: np.ndarray, baseline: str) -> np.ndarray:
-    """Closed-form binomial sums (module docstring) for a count-reward table ``(K, G)``."""
+def _binomial_path(table: np.ndarray, nu: np.ndarray, baseline: str, table_minus: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """Closed-form binomial sums (module docstring) for a count-reward table ``(K, G)``.
+
+    "doubly-loo" (T11b) needs ``table_minus`` ``(K, G−1)``, the rewards in a group of G−1: its baseline
+    is a function of the other answers only, so ``ḡ(z) = E[g_i | z] − Σ_z' ν_z' E T'[z', Bin(G−2, ν_z')]``.
+    """
     G = table.shape[1]
     own = (binomial_pmf(G - 1, nu) * table).sum(axis=1)  # (K,) E[g_i | z_i = z]
     if baseline == "none":
         return own
+    if baseline == "doubly-loo":
+        h = (binomial_pmf(G - 2, nu) * table_minus).sum(axis=1)  # (K,) E[R_j^{(-i)} | z_j = z']
+        return own - nu @ h
     pmf2 = binomial_pmf(G - 2, nu)  # (K, G-1)
     h0 = (pmf2 * table[:, :-1]).sum(axis=1)  # (K,) other sample's answer != z
     h1 = (pmf2 * table[:, 1:]).sum(axis=1)  # (K,) other sample's answer == z: its count includes i
     other = nu @ h0 + nu * (h1 - h0)  # (K,) E[g_j | z_i = z], j != i
     rloo = own - other
     return rloo if baseline == "rloo" else (G - 1) / G * rloo
+
+
+def count_table_effective_reward(table: np.ndarray, nu: np.ndarray, *, baseline: str = "rloo",
+                                 table_minus: np.ndarray | None = None) -> np.ndarray:
+    """Exact ``ḡ_G`` (T10/T11) of any count-reward table ``T[z, c]`` ``(K, G)`` (binomial sums), ``(K,)``.
+
+    ``baseline="doubly-loo"`` needs ``table_minus`` ``(K, G−1)``: the rewards in a group of G−1 (T11b).
+    For tables not built by ``count_reward_table`` (e.g. an AQP table at another κ).
+    """
+    if baseline not in BASELINES:
+        raise ValidationError(f"baseline must be one of {BASELINES}, got {baseline!r}")
+    t = np.asarray(table, dtype=np.float64)
+    p = _check_nu(nu)
+    if t.ndim != 2 or t.shape[0] != p.size or t.shape[1] < 2:
+        raise ValidationError(f"table must have shape (n_answers, G) = ({p.size}, G >= 2), got {t.shape}")
+    if baseline == "doubly-loo":
+        tm = None if table_minus is None else np.asarray(table_minus, dtype=np.float64)
+        if tm is None or tm.shape != (p.size, t.shape[1] - 1):
+            raise ValidationError(f"doubly-loo needs table_minus of shape ({p.size}, {t.shape[1] - 1})")
+        return _binomial_path(t, p, baseline, tm)
+    return _binomial_path(t, p, baseline)
 
 
 def _enumeration_path(
@@ -128,6 +158,7 @@ def _enumeration_path(
     keep = prob > 0.0  # compositions using an answer of probability 0 contribute nothing
     comps, prob = comps[keep], prob[keep]
     positions = np.arange(G - 1)
+    rule = doubly_loo_rule(objective, n_answers=K, group_size=G, **reward_kw) if baseline == "doubly-loo" else None
     out = np.zeros(K)
     for start in range(0, len(comps), _ENUM_CHUNK):
         chunk = comps[start : start + _ENUM_CHUNK]  # (n, K)
@@ -138,8 +169,11 @@ def _enumeration_path(
             groups = np.column_stack(
                 [np.full(len(chunk), z, dtype=np.int64), others]
             )  # (n, G); sample i first
-            g = group_rewards(objective, groups, n_answers=K, **reward_kw)  # (n, G)
-            adv, _ = advantages(g, baseline=baseline, scale=scale)  # (n, G)
+            if baseline == "doubly-loo":
+                adv, _ = doubly_loo_advantages(groups, rule, scale=scale)  # (n, G)
+            else:
+                g = group_rewards(objective, groups, n_answers=K, **reward_kw)  # (n, G)
+                adv, _ = advantages(g, baseline=baseline, scale=scale)  # (n, G)
             out[z] += w @ adv[:, 0]
     return out
 
@@ -168,12 +202,16 @@ def effective_reward(
     order: float | None = None,
     estimator: str = "minimax",
     method: str = "auto",
+    table_size: int | None = None,
 ) -> np.ndarray:
     """Exact ``ḡ_G(z) = E[A_i | z_i = z]`` for every answer z (T10), shape ``(n_answers,)`` = ``nu.shape``.
 
-    Arguments after ``G`` are those of ``group_rewards`` and ``advantages``. ``method``: "auto" (binomial
-    when possible, else enumeration), "binomial" (DomainError if not applicable) or "enumerate".
-    Defined also for answers with ``nu(z) = 0`` (conditioning on a sample showing z).
+    Arguments after ``G`` are those of ``group_rewards`` and ``advantages`` (``table_size``: G − 1 for the
+    RLOO-aware tables of T11a; None = G). ``baseline="doubly-loo"`` (T11b) uses
+    ``doubly_loo_advantages`` (tables of size G−1 for the baseline). ``scale="group"`` (T11e) is exact by
+    enumeration. ``method``: "auto" (binomial when possible, else enumeration), "binomial" (DomainError if
+    not applicable) or "enumerate". Defined also for answers with ``nu(z) = 0`` (conditioning on a sample
+    showing z).
     """
     if objective not in REWARD_OBJECTIVES:
         raise ValidationError(f"objective must be one of {sorted(REWARD_OBJECTIVES)}, got {objective!r}")
@@ -182,13 +220,16 @@ def effective_reward(
         raise DomainError(f"group size G must be an integer >= 2, got {G!r}")
     G = int(G)
     p = _check_nu(nu)
-    reward_kw = dict(tau=tau, task_reward=task_reward, order=order, estimator=estimator)
+    reward_kw = dict(tau=tau, task_reward=task_reward, order=order, estimator=estimator, table_size=table_size)
     binomial_ok = REWARD_OBJECTIVES[objective].count_table is not None and scale == "none"
     if method == "binomial" and not binomial_ok:
         raise DomainError(
             f"the binomial path needs a count objective and scale='none' (got {objective!r}, scale={scale!r})"
         )
     if binomial_ok and method != "enumerate":
+        if baseline == "doubly-loo":
+            table, table_minus = doubly_loo_rule(objective, n_answers=p.size, group_size=G, **reward_kw)
+            return _binomial_path(table, p, baseline, table_minus)
         table = count_reward_table(objective, n_answers=p.size, group_size=G, **reward_kw)  # (K, G)
         return _binomial_path(table, p, baseline)
     return _enumeration_path(objective, p, G, baseline, scale, reward_kw)
@@ -226,6 +267,7 @@ def _view_rewards(objective, views, n_answers, kw) -> list[np.ndarray]:
             weights=kw["weights"],
             task_reward=kw["task_reward"],
             estimator=kw["estimator"],
+            rloo_aware=bool(kw.get("table_shrink", 0)),
         )
     return pairwise_group_rewards(
         views,
@@ -268,8 +310,13 @@ def _multiview_enumeration(objective, nus, sizes, j, baseline, scale, kw) -> np.
                 if k == j:
                     a = np.column_stack([np.full(len(flat), z, dtype=np.int64), a])  # sample i first
                 views.append(a)
-            rew = _view_rewards(objective, views, K, kw)[j]  # (n, G_j)
-            adv, _ = advantages(rew, baseline=baseline, scale=scale)
+            if baseline == "doubly-loo":
+                def view_j(a, views=views):
+                    return _view_rewards(objective, [a if k == j else v for k, v in enumerate(views)], K, kw)[j]
+                adv, _ = doubly_loo_advantages(views[j], view_j, scale=scale)  # (n, G_j)
+            else:
+                rew = _view_rewards(objective, views, K, kw)[j]  # (n, G_j)
+                adv, _ = advantages(rew, baseline=baseline, scale=scale)
             out[z] += w @ adv[:, 0]
     return out
 
@@ -315,13 +362,20 @@ def _multiview_table(objective, nus, sizes, j, kw) -> np.ndarray:
     # arithmetic consensus: r + τ (E log(w_j (c+1)/G_j + S) − log_hat ν_j)
     if kw["estimator"] == "unbiased":
         raise DomainError("estimator 'unbiased' is impossible for the log consensus reward (T8)")
-    log_nu = log_estimator_table(G_j, kw["estimator"])  # (G_j,)
+    log_nu = _shrunk_log_table(G_j, kw["estimator"], kw.get("table_shrink", 0))  # (G_j,)
     w = kw["weights"]
     own = w[j] * (c + 1.0) / G_j  # (G_j,)
     for z in range(K):
         values, probs = _other_views_law(nus, sizes, w, j, z)
         table[z] += tau * (probs @ np.log(own[None, :] + values[:, None]) - log_nu)
     return table
+
+
+def _shrunk_log_table(G: int, estimator: str, shrink: int) -> np.ndarray:
+    """The log table of ``consensus_group_rewards`` (designed for ``G − shrink`` samples, padded to G; T11a)."""
+    n = G - shrink if G - shrink >= 2 else G
+    table = np.asarray(log_estimator_table(n, estimator))
+    return table if n == G else np.concatenate([table, np.full(G - n, table[-1])])
 
 
 def effective_reward_multiview(
@@ -340,6 +394,7 @@ def effective_reward_multiview(
     pairs=None,
     answer_maps=None,
     method: str = "auto",
+    rloo_aware: bool = False,
 ) -> np.ndarray:
     """Exact per-view effective reward ``ḡ_j(z) = E[A_i | z_i = z]`` for a sample of view j (T10), ``(m, K)``.
 
@@ -354,6 +409,10 @@ def effective_reward_multiview(
     at its own answer, so ``T_j[z, c] = E[g | z, C = c]`` is a count table and the single-view binomial
     sums apply exactly. **enumerate** otherwise (geometric/majority consensus, ``scale="group"``): the
     joint compositions of all views' groups, refused above ``MAX_COMPOSITIONS``.
+
+    ``rloo_aware`` (T11a): view j's count tables are designed for ``G_j − 1`` samples (as the simulator does
+    under RLOO). ``baseline="doubly-loo"`` (T11b): on the binomial path the view's table at G_j − 1 gives the
+    baseline's rewards; the enumeration path recomputes view j's rewards without each sample.
     """
     p = np.asarray(nus, dtype=np.float64)
     if p.ndim != 2:
@@ -368,7 +427,8 @@ def effective_reward_multiview(
         kw1 = dict(baseline=baseline, scale=scale, tau=tau, task_reward=task_reward, order=order)
         return np.stack(
             [
-                effective_reward(objective, p[j], sizes[j], estimator=estimator, method=method, **kw1)
+                effective_reward(objective, p[j], sizes[j], estimator=estimator, method=method,
+                                 table_size=(sizes[j] - 1 if rloo_aware and sizes[j] > 2 else None), **kw1)
                 for j in range(m)
             ]
         )
@@ -396,6 +456,7 @@ def effective_reward_multiview(
         estimator=estimator,
         pairs=pairs,
         answer_maps=answer_maps,
+        table_shrink=int(bool(rloo_aware)),
     )
     binomial_ok = scale == "none" and (objective == "pairwise" or consensus == "arithmetic")
     if method == "binomial" and not binomial_ok:
@@ -403,7 +464,12 @@ def effective_reward_multiview(
     out = np.zeros((m, K))
     for j in range(m):
         if binomial_ok and method != "enumerate":
-            out[j] = _binomial_path(_multiview_table(objective, p, sizes, j, kw), p[j], baseline)
+            table_minus = None
+            if baseline == "doubly-loo":
+                smaller = tuple(g - 1 if k == j else g for k, g in enumerate(sizes))
+                table_minus = (_multiview_table(objective, p, smaller, j, {**kw, "table_shrink": 0})
+                               if sizes[j] > 2 else _multiview_table(objective, p, sizes, j, kw)[:, :1])
+            out[j] = _binomial_path(_multiview_table(objective, p, sizes, j, kw), p[j], baseline, table_minus)
         else:
             out[j] = _multiview_enumeration(objective, p, sizes, j, baseline, scale, kw)
     return out

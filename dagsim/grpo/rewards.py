@@ -14,8 +14,10 @@ shape); rewards have the same shape, float64.
 
 Conventions shared by all objectives: ``task_reward`` is ``r(z)`` of shape ``(n_answers,)`` (0 if None);
 ``tau >= 0``; ``estimator`` selects the count table for ``log p`` / ``p^a`` (``dagsim.estimators``):
-"plugin", "loo", "unbiased", "minimax" (default), "minimax_monotone". Arguments an objective does not
-use are ignored (documented per objective), so a caller can pass one configuration to every objective.
+"plugin", "loo", "unbiased", "minimax" (default), "minimax_monotone", "aqp" (T12; its power tables are the
+U-statistics). ``table_size`` (T11a) designs those tables for fewer samples (G − 1 under RLOO). Arguments
+an objective does not use are ignored (documented per objective), so a caller can pass one configuration
+to every objective.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ __all__ = [
     "count_objective",
     "group_objective",
     "count_reward_table",
+    "table_size_for",
     "group_rewards",
     "consensus_group_rewards",
     "pairwise_group_rewards",
@@ -55,7 +58,7 @@ __all__ = [
     "dual_ascent_step",
 ]
 
-ESTIMATORS = ("plugin", "loo", "unbiased", "minimax", "minimax_monotone")
+ESTIMATORS = ("plugin", "loo", "unbiased", "minimax", "minimax_monotone", "aqp")
 
 #: Geometric consensus: every view's frequency is smoothed as (n(z) + 1/2) / (G + K/2)
 #: (Krichevsky–Trofimov add-1/2) so that q ∝ Π ν̂_j^{w_j} and q / ν̂_j are finite.
@@ -78,6 +81,7 @@ class RewardContext:
     task_reward: np.ndarray  # (n_answers,) r(z)
     order: float | None  # α (tsallis only)
     estimator: str
+    table_size: int | None = None  # samples the log/power count tables are designed for (None = G; T11a)
 
 
 @dataclass(frozen=True)
@@ -121,13 +125,46 @@ def group_objective(name: str) -> Callable:
 # ================================================================================================
 # Count objectives (THEORY §4 table)
 # ================================================================================================
+def _sized_table(ctx: RewardContext, build: Callable[[int], np.ndarray]) -> np.ndarray:
+    """``build(n)`` (a table of shape ``(n,)`` for ``C ~ Bin(n-1, p)``) at ``n = ctx.table_size``, as shape ``(G,)``.
+
+    T11a: under RLOO only the entries ``0..G-2`` act (the last is reached only when all G answers agree, where
+    every RLOO advantage is 0), on ``C' ~ Bin(G-2, p)``: a table designed for ``G-1`` samples is then unbiased.
+    A smaller table is padded with its last entry repeated (inert under RLOO); ``table_size = 1`` (G = 2)
+    falls back to the G-table (under RLOO no count table has any effect at G = 2).
+    """
+    G = ctx.group_size
+    n = G if ctx.table_size is None else int(ctx.table_size)
+    if n < 2:
+        n = G
+    table = np.asarray(build(n), dtype=np.float64)  # (n,)
+    return table if n == G else np.concatenate([table, np.full(G - n, table[-1])])  # (G,)
+
+
+def table_size_for(baseline: str, group_size: int, *, rloo_aware: bool = True) -> int | None:
+    """T11a: the sample count the count tables should be designed for under ``baseline``.
+
+    ``"rloo"`` and ``"mean"`` (with ``rloo_aware``): ``G - 1`` — RLOO applies the table to ``C' ~ Bin(G-2, p)``,
+    and the self-inclusive mean is exactly (G-1)/G times RLOO (T11d); ``"doubly-loo"``, ``"none"``: ``None``
+    (the group's own size G, T7/T8).
+    """
+    centered = baseline in ("rloo", "mean")
+    return int(group_size) - 1 if (centered and rloo_aware and group_size > 2) else None
+
+
+def _power_kind(estimator: str) -> str:
+    """T12 "augmented": under "aqp" the polynomial parts keep their U-statistics (the monotone minimax kind
+    is the U-statistic whenever one exists)."""
+    return "minimax_monotone" if estimator == "aqp" else estimator
+
+
 def _log_table(ctx: RewardContext) -> np.ndarray:
     if ctx.estimator == "unbiased":
         raise DomainError(
             "estimator 'unbiased' is impossible for log objectives: no function of the LOO count is "
-            "unbiased for log p (T8); use 'minimax', 'minimax_monotone', 'plugin' or 'loo'"
+            "unbiased for log p (T8); use 'minimax', 'minimax_monotone', 'aqp', 'plugin' or 'loo'"
         )
-    return log_estimator_table(ctx.group_size, ctx.estimator)  # (G,)
+    return _sized_table(ctx, lambda n: log_estimator_table(n, ctx.estimator))  # (G,)
 
 
 @count_objective("reward")
@@ -151,14 +188,14 @@ def _sharpen_table(ctx: RewardContext) -> np.ndarray:
 @count_objective("gini")
 def _gini_table(ctx: RewardContext) -> np.ndarray:
     """``g = r(z) - 2τ p_hat``; ``p_hat = C/(G-1)`` (T7 unbiased) except ``(C+1)/G`` for "plugin"."""
-    p_hat = power_estimator_table(ctx.group_size, 1.0, ctx.estimator)  # (G,)
+    p_hat = _sized_table(ctx, lambda n: power_estimator_table(n, 1.0, _power_kind(ctx.estimator)))  # (G,)
     return ctx.task_reward[:, None] - 2.0 * ctx.tau * p_hat[None, :]
 
 
 @count_objective("collision")
 def _collision_table(ctx: RewardContext) -> np.ndarray:
     """``g = r(z) + 2τ p_hat`` (Φ = <r,ν> + τ Σν²), ``p_hat`` as for gini."""
-    p_hat = power_estimator_table(ctx.group_size, 1.0, ctx.estimator)  # (G,)
+    p_hat = _sized_table(ctx, lambda n: power_estimator_table(n, 1.0, _power_kind(ctx.estimator)))  # (G,)
     return ctx.task_reward[:, None] + 2.0 * ctx.tau * p_hat[None, :]
 
 
@@ -174,7 +211,7 @@ def _tsallis_table(ctx: RewardContext) -> np.ndarray:
     alpha = ctx.order
     if alpha is None or not np.isfinite(alpha) or alpha <= 0 or alpha == 1:
         raise DomainError(f"tsallis needs order α > 0, α != 1, got order={alpha!r}")
-    p_pow = power_estimator_table(ctx.group_size, alpha - 1.0, ctx.estimator)  # (G,)
+    p_pow = _sized_table(ctx, lambda n: power_estimator_table(n, alpha - 1.0, _power_kind(ctx.estimator)))  # (G,)
     return ctx.task_reward[:, None] - ctx.tau * alpha / (alpha - 1.0) * p_pow[None, :]
 
 
@@ -269,6 +306,14 @@ def _check_answers(answers: np.ndarray, n_answers: int, name: str = "answers") -
     return arr.astype(np.int64, copy=False)
 
 
+def _check_table_size(table_size: int | None, group_size: int) -> int | None:
+    if table_size is None:
+        return None
+    if int(table_size) != table_size or not 1 <= table_size <= group_size:
+        raise ValidationError(f"table_size must be an integer in [1, G = {group_size}] or None, got {table_size!r}")
+    return int(table_size)
+
+
 def _check_estimator(estimator: str) -> None:
     if estimator not in ESTIMATORS:
         raise ValidationError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
@@ -292,8 +337,12 @@ def count_reward_table(
     task_reward: np.ndarray | None = None,
     order: float | None = None,
     estimator: str = "minimax",
+    table_size: int | None = None,
 ) -> np.ndarray:
-    """Reward table ``T[z, c]``, shape ``(n_answers, G)``, of a count objective (DomainError otherwise)."""
+    """Reward table ``T[z, c]``, shape ``(n_answers, G)``, of a count objective (DomainError otherwise).
+
+    ``table_size``: the sample count the estimator tables are designed for (None = G); ``G - 1`` is the
+    RLOO-aware choice (T11a, :func:`table_size_for`)."""
     spec = _objective(objective)
     if spec.count_table is None:
         raise DomainError(f"objective {objective!r} is not a function of (own answer, LOO count)")
@@ -307,6 +356,7 @@ def count_reward_table(
         task_reward=_check_task_reward(task_reward, int(n_answers)),
         order=order,
         estimator=estimator,
+        table_size=_check_table_size(table_size, int(group_size)),
     )
     return np.asarray(spec.count_table(ctx), dtype=np.float64)
 
@@ -320,8 +370,11 @@ def group_rewards(
     task_reward: np.ndarray | None = None,
     order: float | None = None,
     estimator: str = "minimax",
+    table_size: int | None = None,
 ) -> np.ndarray:
     """Per-sample rewards ``g_i`` (THEORY §4, §6) for ``answers`` of shape ``(G,)`` or ``(..., G)``.
+
+    ``table_size``: as in :func:`count_reward_table` (``G - 1`` for RLOO-aware tables, T11a; None = G).
 
     objective: a key of ``REWARD_OBJECTIVES`` — "reward", "entropy", "gini", "tsallis", "sharpen",
     "collision", "majority" (LOO mode), "ttrl" (whole-group mode, baseline), "empo" (baseline).
@@ -338,6 +391,7 @@ def group_rewards(
         task_reward=_check_task_reward(task_reward, int(n_answers)),
         order=order,
         estimator=estimator,
+        table_size=_check_table_size(table_size, G),
     )
     flat = arr.reshape(-1, G)  # (B, G)
     if spec.count_table is not None:
@@ -376,15 +430,19 @@ def _check_weights(weights: np.ndarray | None, m: int) -> np.ndarray:
     return w
 
 
-def _arithmetic_consensus(views, counts, w, ctx_tau, r, estimator):
-    """Arithmetic consensus reward ``r + τ (log q̂(z) − log ν̂_j(z))`` for every view j."""
+def _arithmetic_consensus(views, counts, w, ctx_tau, r, estimator, table_shrink=0):
+    """Arithmetic consensus reward ``r + τ (log q̂(z) − log ν̂_j(z))`` for every view j.
+
+    ``table_shrink`` = 1: view j's log table is designed for ``G_j − 1`` samples (RLOO-aware, T11a)."""
     out = []
     for j, ans in enumerate(views):
         G_j = ans.shape[-1]
         c_loo = loo_counts(ans)  # (B, G_j)
         if estimator == "unbiased":
             raise DomainError("estimator 'unbiased' is impossible for the log consensus reward (T8)")
-        log_nu_j = log_estimator_table(G_j, estimator)[c_loo]  # (B, G_j)
+        ctx_j = RewardContext(1, G_j, 0.0, np.zeros(1), None, estimator,
+                              table_size=(G_j - table_shrink) if table_shrink else None)
+        log_nu_j = _log_table(ctx_j)[c_loo]  # (B, G_j)
         # q̂(z_i): own view by the self-counting plug-in (C_i + 1)/G_j (> 0, so no floor is needed),
         # the other views by their full group frequency n_k(z_i)/G_k (independent of sample i).
         q_hat = w[j] * (c_loo + 1.0) / G_j  # (B, G_j)
@@ -428,8 +486,12 @@ def consensus_group_rewards(
     weights: np.ndarray | None = None,
     task_reward: np.ndarray | None = None,
     estimator: str = "minimax",
+    rloo_aware: bool = False,
 ) -> list[np.ndarray]:
     """Per-sample multi-view coherence rewards (THEORY §4, E5) for one group per view.
+
+    ``rloo_aware``: the arithmetic consensus's ``log ν̂_j`` table is designed for ``G_j − 1`` samples (the
+    RLOO-aware choice, T11a; see :func:`table_size_for`).
 
     ``answers_per_view[j]`` has shape ``(G_j,)`` or ``(..., G_j)`` (the same leading shape for every
     view: group b of each view answers the same task); the groups of different views are independent.
@@ -456,7 +518,7 @@ def consensus_group_rewards(
     w = _check_weights(weights, len(views))
     counts = [group_counts(v, int(n_answers)) for v in views]  # each (B, K)
     if consensus == "arithmetic":
-        out = _arithmetic_consensus(views, counts, w, tau, r, estimator)
+        out = _arithmetic_consensus(views, counts, w, tau, r, estimator, table_shrink=int(bool(rloo_aware)))
     elif consensus == "geometric":
         out = _geometric_consensus(views, counts, w, tau, r, int(n_answers))
     else:

@@ -34,8 +34,8 @@ from dagsim.marginals import edge_policy, forward, logit_gradient, trace_kl, tra
 from dagsim.problem import AnswerProblem, build_problem
 
 MODES = ("exact", "expected", "sampled")
-ESTIMATORS = ("plugin", "loo", "unbiased", "minimax", "minimax_monotone")
-BASELINES = ("rloo", "mean", "none")
+ESTIMATORS = ("plugin", "loo", "unbiased", "minimax", "minimax_monotone", "aqp")
+BASELINES = ("rloo", "mean", "none", "doubly-loo")
 SCALES = ("none", "group", "batch")
 KL_ESTIMATORS = ("exact", "k3", "none")
 #: Logits are kept finite: a -inf reference logit (π0 = 0) is frozen at this value (exp underflows to 0).
@@ -66,12 +66,14 @@ class SimulationConfig:
     """exact (G → ∞) | expected (finite G, no noise) | sampled"""
     group_size: int = 8
     """G, samples per prompt (and per view)"""
-    estimator: str = "minimax"
-    """log/power estimator of the group reward: plugin | loo | unbiased | minimax | minimax_monotone
-    (the minimax log table has O(1/G²) bias but its variance explodes past G ≈ 16: prefer
-    minimax_monotone or plugin for sampled runs with large G)"""
+    estimator: str = "aqp"
+    """log/power estimator of the group reward: aqp (default: T12's variance-aware table, κ = 2; power terms
+    keep their U-statistics) | plugin | loo | unbiased | minimax | minimax_monotone. The minimax log table has
+    the least bias (T8) but its variance explodes past G ≈ 8 (sampled GRPO at G = 16 ends at TV ≈ 0.2–0.3
+    from ν*, AQP at ≈ 0.004; bench/experiments_aqp.py)"""
     baseline: str = "rloo"
-    """advantage centering: rloo | mean | none (T11)"""
+    """advantage centering: rloo | mean | none | doubly-loo (T11; doubly-loo recomputes the other samples'
+    rewards without sample i, T11b)"""
     scale: str = "none"
     """advantage scaling: none | group | batch (T11)"""
     steps: int = 200
@@ -94,6 +96,11 @@ class SimulationConfig:
     natural: bool = False
     """exact/expected modes: natural policy gradient (the advantage Q(e) − V(u) per edge, i.e. the
     gradient preconditioned by the tabular Fisher) instead of the plain logit gradient"""
+    # --- T11a/T12 (issue 12): RLOO-aware count tables
+    rloo_aware: bool = True
+    """with baseline rloo (or mean, T11d), design the count tables (log and power estimators) for G − 1
+    samples: RLOO applies them to Bin(G − 2, ν) counts, so a (G−1)-table leaves only its own bias (T11a);
+    --no-rloo-aware uses the G-table"""
 
     def validate(self) -> None:
         get_algorithm(self.algorithm)
@@ -190,7 +197,15 @@ def _group_reward_kwargs(state: PromptState, cfg: SimulationConfig, group_object
     obj = prob.objective
     tau = getattr(obj, "tau", cfg.tau)
     return {"n_answers": len(prob.answers), "tau": tau if tau is not None else 0.0,
-            "task_reward": prob.reward, "order": getattr(obj, "order", cfg.order), "estimator": cfg.estimator}
+            "task_reward": prob.reward, "order": getattr(obj, "order", cfg.order), "estimator": cfg.estimator,
+            "table_size": _table_size(cfg)}
+
+
+def _table_size(cfg: SimulationConfig) -> int | None:
+    """T11a: the count tables' design size (G − 1 under RLOO when ``rloo_aware``, else G)."""
+    from dagsim.grpo.rewards import table_size_for
+
+    return table_size_for(cfg.baseline, cfg.group_size, rloo_aware=cfg.rloo_aware)
 
 
 def _constraint_matrix(state: PromptState) -> np.ndarray:
@@ -224,6 +239,7 @@ def _expected_rewards(state: PromptState, nus: np.ndarray, cfg: SimulationConfig
         fn = getattr(effective, "effective_reward_multiview", None)
         if fn is None:
             raise DomainError("expected mode is not available for multi-view objectives; use exact or sampled")
+        kw["rloo_aware"] = kw.pop("table_size") is not None
         out = np.asarray(fn(group_objective, nus, cfg.group_size, baseline=cfg.baseline, scale=cfg.scale,
                             weights=state.problem.weights, consensus=cfg.consensus, **kw))
     else:
@@ -235,7 +251,7 @@ def _expected_rewards(state: PromptState, nus: np.ndarray, cfg: SimulationConfig
         # The Lagrangian penalty −Σλh(z) is a fixed per-answer reward: its effective reward adds linearly.
         penalty = -(state.multipliers @ _constraint_matrix(state))  # (K,)
         out = out + effective.effective_reward("reward", nus[0], cfg.group_size, baseline=cfg.baseline,
-                                               scale="none", task_reward=penalty)[None, :]
+                                               scale="none", task_reward=penalty)[None, :]  # count-free
     return out
 
 
@@ -279,7 +295,7 @@ def _dual_step(state: PromptState, cfg: SimulationConfig, nu_estimate: np.ndarra
 def _sampled_step(prompts: Sequence[PromptState], cfg: SimulationConfig, group_objective: str,
                   rng: np.random.Generator) -> dict:
     """One sampled GRPO step over all prompts: sample, reward, advantage, clipped surrogate epochs."""
-    from dagsim.grpo.advantages import advantages
+    from dagsim.grpo.advantages import advantages, doubly_loo_advantages, rescale_advantages
     from dagsim.grpo.rewards import (
         consensus_group_rewards,
         constrained_rewards,
@@ -288,24 +304,39 @@ def _sampled_step(prompts: Sequence[PromptState], cfg: SimulationConfig, group_o
     )
 
     G = cfg.group_size
-    batches, old_logp, rewards_rows, owners = [], [], [], []
+    batches, old_logp, rewards_rows, owners, centered_rows = [], [], [], [], []
     for p_idx, state in enumerate(prompts):
         pis = [edge_policy(v, th) for v, th in zip(state.views, state.logits)]
         view_batches = [sample_traces(v, pi, G, rng) for v, pi in zip(state.views, pis)]
         answers = [b.answers for b in view_batches]
         kw = _group_reward_kwargs(state, cfg, group_objective)
-        if group_objective == "consensus":
-            kw.pop("order")
-            rew = consensus_group_rewards(answers, consensus=cfg.consensus, weights=state.problem.weights, **kw)
-        elif group_objective == "pairwise":
-            rew = pairwise_group_rewards(answers, n_answers=kw["n_answers"], tau=kw["tau"],
-                                         task_reward=kw["task_reward"])
-        else:
-            rew = [group_rewards(group_objective, a, **kw) for a in answers]
+        h = _constraint_matrix(state) if state.problem.constraints else None
+
+        def view_rewards(groups, kw=kw, state=state, h=h):
+            """Every view's rewards for the given per-view groups (the constraint penalty included)."""
+            if group_objective == "consensus":
+                ckw = {k: v for k, v in kw.items() if k not in ("order", "table_size")}
+                out = consensus_group_rewards(groups, consensus=cfg.consensus, weights=state.problem.weights,
+                                              rloo_aware=kw["table_size"] is not None, **ckw)
+            elif group_objective == "pairwise":
+                out = pairwise_group_rewards(groups, n_answers=kw["n_answers"], tau=kw["tau"],
+                                             task_reward=kw["task_reward"])
+            else:
+                out = [group_rewards(group_objective, a, **kw) for a in groups]
+            if h is not None:
+                out = [constrained_rewards(r, a, constraint_coefs=h, multipliers=state.multipliers)
+                       for r, a in zip(out, groups)]
+            return out
+
+        rew = view_rewards(answers)
+        if cfg.baseline == "doubly-loo":
+            for j in range(len(answers)):
+                def fn(a, j=j, answers=answers):
+                    groups = [x[None, :] if k != j else a for k, x in enumerate(answers)]
+                    groups = [np.broadcast_to(x, (a.shape[0], x.shape[-1])) for x in groups]
+                    return view_rewards(groups)[j]
+                centered_rows.append(doubly_loo_advantages(answers[j][None, :], fn)[0][0])
         if state.problem.constraints:
-            h = _constraint_matrix(state)
-            rew = [constrained_rewards(r, a, constraint_coefs=h, multipliers=state.multipliers)
-                   for r, a in zip(rew, answers)]
             counts = np.bincount(np.concatenate(answers), minlength=len(state.problem.answers)) / (G * len(answers))
             _dual_step(state, cfg, counts)
         for j, (b, pi) in enumerate(zip(view_batches, pis)):
@@ -314,7 +345,10 @@ def _sampled_step(prompts: Sequence[PromptState], cfg: SimulationConfig, group_o
             rewards_rows.append(np.asarray(rew[j], dtype=np.float64))
             owners.append((p_idx, j))
     reward_mat = np.stack(rewards_rows)  # (n_groups, G)
-    adv, n_zero = advantages(reward_mat, baseline=cfg.baseline, scale=cfg.scale)
+    if cfg.baseline == "doubly-loo":
+        adv, n_zero = rescale_advantages(np.stack(centered_rows), reward_mat, scale=cfg.scale)
+    else:
+        adv, n_zero = advantages(reward_mat, baseline=cfg.baseline, scale=cfg.scale)
     clipped_total, count_total = 0, 0
     for _ in range(cfg.inner_epochs):
         for row, ((p_idx, j), batch) in enumerate(zip(owners, batches)):
@@ -347,7 +381,7 @@ def _sampled_step_union(prompts: Sequence[PromptState], batch_union, cfg: Simula
     Same mathematics as :func:`_sampled_step` (a parity test pins them): answers live in the union's
     answer space, so count-based group rewards are computed in one vectorized call.
     """
-    from dagsim.grpo.advantages import advantages
+    from dagsim.grpo.advantages import advantages, doubly_loo_advantages, doubly_loo_rule, rescale_advantages
     from dagsim.grpo.rewards import group_rewards
 
     U = batch_union.union
@@ -360,7 +394,13 @@ def _sampled_step_union(prompts: Sequence[PromptState], batch_union, cfg: Simula
     kw["n_answers"] = U.n_answers
     kw["task_reward"] = U.reward
     rewards = np.asarray(group_rewards(group_objective, answers, **kw), dtype=np.float64)  # (B, G)
-    adv, n_zero = advantages(rewards, baseline=cfg.baseline, scale=cfg.scale)
+    if cfg.baseline == "doubly-loo":
+        rule_kw = {k: v for k, v in kw.items() if k not in ("n_answers", "table_size")}
+        rule = doubly_loo_rule(group_objective, n_answers=U.n_answers, group_size=G, **rule_kw)
+        centered, _ = doubly_loo_advantages(answers, rule)  # (B, G)
+        adv, n_zero = rescale_advantages(centered, rewards, scale=cfg.scale)
+    else:
+        adv, n_zero = advantages(rewards, baseline=cfg.baseline, scale=cfg.scale)
     adv = adv.reshape(-1)  # (B·G,)
     old_logp = trace_log_prob(batch, np.log(np.maximum(pi, 1e-300)))
     frozen = np.zeros(U.n_edges, dtype=bool)

@@ -8,7 +8,7 @@ probes of the simplex, and the closed-form linear rates of the entropy dynamics 
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import brentq, minimize
 from scipy.special import logsumexp
 
 from dagsim.constraints import LinearConstraint
@@ -146,6 +146,19 @@ def _t2(ctx: Context, *, policy_beta_scale: float = 1.0) -> Evidence:
                                         TOL_SAME_LIMIT),
         "vertex_when_beta_le_tau": SubClaim("sharpen, β ≤ τ: no point beats the best vertex; the solver "
                                             "returns it", TOL_ROUND),
+        "collision_hessian_bound": SubClaim("collision: λ_max of 2τI − β·diag(1/ν) on Σv = 0 is ≤ 2(τ − β) "
+                                            "(concave iff τ ≤ β)", TOL_HESSIAN_BOUND),
+        "collision_hessian_fd": SubClaim("the Hessian formula = finite differences of Φ − βKL (relative)",
+                                         TOL_HESSIAN_FD),
+        "collision_edge_attained": SubClaim("the bound 2(τ − β) is approached at ν = (½, ½, 0, …)", TOL_EDGE),
+        "collision_regime_flag": SubClaim("dagsim's collision concave regime is exactly τ ≤ β", 0.0),
+        "collision_unique_near_beta": SubClaim("collision, 0.6β ≤ τ < β: every start reaches one full-support "
+                                               "optimum (= dagsim's solver)", TOL_LBFGS),
+        "collision_stationary_points": SubClaim("K = 2, uniform ν0: one stationary point for τ ≤ β, three at "
+                                                "τ = 1.2β (several above); each is a fixed point",
+                                                TOL_STATIONARY),
+        "majority_closed_form": SubClaim("majority: ν ∝ ν0·e^{(r + τ1[z = z*])/β}, z* = argmax ν0·e^{r/β}, "
+                                         "beats every global and local probe (= dagsim's)", TOL_ROUND),
     }
     count = ctx.n(6, 2)
     for family in ("sharpen", "collision"):
@@ -198,13 +211,160 @@ def _t2(ctx: Context, *, policy_beta_scale: float = 1.0) -> Evidence:
             values.append(game.regularized_value(nus))
         subs["monotone"].record(max(0.0, -float(np.diff(values).min())))
         collapsed.append(float(nus.max()))
-    return combine(subs, {"beta_le_tau_largest_mass_after_rounds": [round(c, 12) for c in collapsed]})
+    extra = {"beta_le_tau_largest_mass_after_rounds": [round(c, 12) for c in collapsed]}
+    extra.update(_collision_regime(ctx, subs, policy_beta_scale))
+    _majority(ctx, subs, policy_beta_scale)
+    return combine(subs, extra)
 
 
-check("T2", "convex Φ: alternating best responses never decrease J and reach the unique full-support "
-            "(E2) optimum when β > τ; β ≤ τ: vertex",
+#: Collision regime (T2): the (E2) Hessian on Σv = 0 is 2τI − β·diag(1/ν), whose largest eigenvalue is
+#: ≤ 2(τ − β) (because Σ v²/ν ≥ (Σ|v|)² ≥ 2‖v‖² when Σv = 0), with equality approached at ν = (½, ½, 0, …).
+#: Eigenvalues of a (K−1)×(K−1) symmetric matrix with entries up to β/ν_min ≤ ~1e3·β: round-off ~1e-12.
+TOL_HESSIAN_BOUND = 1e-9
+#: Central second differences of J along a tangent v with step h = min(1e-4, ν_min/100): truncation
+#: ~ h²/(12 ν_min²) ≤ 1e-5 relative, round-off ~ 1e-16·|J|/h² ≤ 1e-6 relative.
+FD_HESSIAN_STEP = 1e-4
+TOL_HESSIAN_FD = 3e-5
+#: ν = (½ − ε, ½ − ε, 2ε/(K−2), …): the bound is approached to O(ε) (the small coordinates' 1/ν are huge and
+#: decouple); ε = 1e-9.
+EDGE_EPS = 1e-9
+TOL_EDGE = 1e-6
+#: τ/β ∈ [COLLISION_UNIQUE_LO, 0.98]: L-BFGS from several full-support starts reaches one point (alternating
+#: best responses contract slowly near τ = β, so the L-BFGS oracle is used there).
+COLLISION_UNIQUE_LO = 0.6
+#: K = 2, uniform ν0, r = 0: stationary points are the roots of 2τ(2x − 1) − β log(x/(1−x)) on (0, 1), found by
+#: sign changes on a grid (plus the root x = ½) and brentq.
+STATIONARY_GRID = 20_001
+TOL_STATIONARY = 1e-10
+#: THEORY: τ = 1.2β gives three stationary points.
+THEORY_STATIONARY_COUNT = {1.2: 3}
+#: Majority: the closed form must beat every probe (per Dirichlet concentration, and as many local ones).
+N_MAJORITY_PROBES = 1000
+
+
+def _tangent_basis(k: int) -> np.ndarray:
+    """Orthonormal basis of {v: Σv = 0}, shape ``(K, K−1)``."""
+    q, _ = np.linalg.qr(np.eye(k)[:, :-1] - 1.0 / k)
+    return q
+
+
+def collision_hessian_max(nu: np.ndarray, tau: float, beta: float) -> float:
+    """Largest eigenvalue of THEORY's (E2) Hessian 2τI − β·diag(1/ν) restricted to Σv = 0."""
+    q = _tangent_basis(nu.size)
+    return float(np.linalg.eigvalsh(q.T @ (2 * tau * np.eye(nu.size) - beta * np.diag(1.0 / nu)) @ q).max())
+
+
+def _collision_regime(ctx: Context, subs: dict, beta_scale: float) -> dict:
+    """T2's collision statements: concave iff τ ≤ β (Hessian), unique full-support point then, several
+    stationary points above (K = 2, uniform ν0, τ = 1.2β: three). ``beta_scale`` (control) scales β in the
+    regime flag and the stationary-point equation."""
+    for _ in range(ctx.n(8, 3)):
+        k = int(ctx.rng.integers(2, 7))
+        nu0 = reference_marginal(ctx.rng, k)
+        beta = float(ctx.rng.uniform(0.3, 3.0))
+        tau = float(ctx.rng.uniform(0.1, 2.0)) * beta
+        obj = make_objective("collision", k, reward=ctx.rng.normal(size=k), tau=tau)
+
+        def j_value(nu, obj=obj, nu0=nu0, beta=beta):
+            return obj.value(nu) - beta * kl(nu, nu0)
+
+        for alpha in (0.3, 1.0, 5.0):
+            nu = np.clip(_dirichlet(ctx, k, alpha), 1e-3, None)
+            nu /= nu.sum()
+            top = collision_hessian_max(nu, tau, beta)
+            subs["collision_hessian_bound"].record(max(0.0, top - 2 * (tau - beta)))
+            v = _tangent_basis(k) @ ctx.rng.normal(size=k - 1)
+            v /= np.linalg.norm(v)
+            h = min(FD_HESSIAN_STEP, 0.01 * float(nu.min()))  # 4th-order term ~ h²/(12ν²) ≤ 1e-5
+            fd = (j_value(nu + h * v) - 2 * j_value(nu) + j_value(nu - h * v)) / h ** 2
+            exact = float(v @ (2 * tau * np.eye(k) - beta * np.diag(1.0 / nu)) @ v)
+            subs["collision_hessian_fd"].record(abs(fd - exact) / max(1.0, abs(exact)))
+        edge = np.full(k, 2 * EDGE_EPS / max(k - 2, 1))
+        edge[:2] = 0.5 - (EDGE_EPS if k > 2 else 0.0)
+        edge /= edge.sum()
+        subs["collision_edge_attained"].record(abs(collision_hessian_max(edge, tau, beta) - 2 * (tau - beta)))
+        concave = tau <= beta * beta_scale  # control: the threshold read as τ ≤ 2β
+        subs["collision_regime_flag"].record(0.0 if obj.is_concave_regime(beta) == concave else np.inf)
+    for _ in range(ctx.n(4, 2)):  # τ/β ∈ [0.6, 0.98]: unique full-support optimum (L-BFGS from several starts)
+        k = int(ctx.rng.integers(2, 6))
+        nu0 = reference_marginal(ctx.rng, k)
+        beta = float(ctx.rng.uniform(0.3, 3.0))
+        tau = float(ctx.rng.uniform(COLLISION_UNIQUE_LO, 0.98)) * beta
+        obj = make_objective("collision", k, reward=ctx.rng.normal(size=k), tau=tau)
+        points = [e2_lbfgs_optimum(obj, nu0, beta, _dirichlet(ctx, k)) for _ in range(N_STARTS)]
+        spread = max(float(np.abs(p - points[0]).max()) for p in points)
+        solver = solve_answer_level(obj, nu0, beta).nu
+        subs["collision_unique_near_beta"].record(max(spread, float(np.abs(solver - points[0]).max())))
+    counts = {}
+    for ratio in (0.5, 0.9, 1.0, 1.2, 1.5, 3.0):
+        beta = 1.0
+        tau = ratio * beta
+        obj = make_objective("collision", 2, tau=tau)
+        nu0 = np.full(2, 0.5)
+
+        def slope(x, tau=tau, beta=beta):  # d/dx J(x, 1 − x), uniform ν0, r = 0
+            return 2 * tau * (2 * x - 1) - beta_scale * beta * np.log(x / (1 - x))
+
+        x = np.linspace(1e-12, 1 - 1e-12, STATIONARY_GRID)
+        x = x[np.abs(x - 0.5) > 1e-9]
+        sx = slope(x)
+        roots = [0.5] + [brentq(slope, x[i], x[i + 1], xtol=1e-15)
+                         for i in np.flatnonzero(np.sign(sx[:-1]) != np.sign(sx[1:]))
+                         if not x[i] < 0.5 < x[i + 1]]
+        roots = sorted({round(float(r), 12) for r in roots})
+        counts[str(ratio)] = len(roots)
+        for root in roots:  # each is a fixed point ν = ν0·exp(∇Φ(ν)/β)/Z (dagsim's collision reward)
+            nu = np.array([root, 1 - root])
+            subs["collision_stationary_points"].record(
+                float(np.abs(gibbs(nu0, obj.reward(nu), beta) - nu).max()))
+        expected = THEORY_STATIONARY_COUNT.get(ratio, 1 if ratio <= 1.0 else None)
+        if expected is not None:
+            subs["collision_stationary_points"].record(0.0 if len(roots) == expected else np.inf)
+        elif len(roots) < 3:  # τ > β: several stationary points
+            subs["collision_stationary_points"].record(np.inf)
+    return {"collision_stationary_counts(K=2, uniform ν0, r=0)[τ/β: count]": counts}
+
+
+def majority_closed_form(nu0: np.ndarray, r: np.ndarray, tau: float, beta: float) -> np.ndarray:
+    """THEORY §4: ν ∝ ν0·e^{(r + τ·1[z = z*])/β}, z* = argmax ν0·e^{r/β} (written here)."""
+    scores = np.log(nu0) + r / beta
+    logits = scores.copy()
+    logits[int(np.argmax(scores))] += tau / beta
+    return np.exp(logits - logsumexp(logits))
+
+
+def _majority_values(nus: np.ndarray, nu0: np.ndarray, r: np.ndarray, tau: float, beta: float) -> np.ndarray:
+    """J(ν) = ⟨r,ν⟩ + τ max_z ν(z) − β KL(ν‖ν0) for every row of ``nus`` ``(n, K)`` (written here)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl_rows = np.where(nus > 0, nus * np.log(nus / nu0[None, :]), 0.0).sum(axis=1)
+    return nus @ r + tau * nus.max(axis=1) - beta * kl_rows
+
+
+def _majority(ctx: Context, subs: dict, beta_scale: float) -> None:
+    """The majority closed form against random probes of the whole simplex and small perturbations of it
+    (J is nonsmooth, so no gradient oracle), and against dagsim's closed form."""
+    for _ in range(ctx.n(8, 3)):
+        k = int(ctx.rng.integers(2, 6))
+        nu0 = reference_marginal(ctx.rng, k)
+        r = ctx.rng.normal(size=k)
+        beta = float(ctx.rng.uniform(0.3, 3.0))
+        tau = float(ctx.rng.uniform(0.1, 3.0))
+        obj = make_objective("majority", k, reward=r, tau=tau)
+        closed = majority_closed_form(nu0, r, tau, beta_scale * beta)  # control: β ↦ 2β
+        probes = np.vstack([ctx.rng.dirichlet(np.full(k, a), size=N_MAJORITY_PROBES) for a in (0.2, 1.0, 5.0)])
+        local = closed[None, :] * np.exp(0.05 * ctx.rng.normal(size=(N_MAJORITY_PROBES, k)))
+        probes = np.vstack([probes, local / local.sum(axis=1, keepdims=True)])  # (n, K)
+        best = float(_majority_values(probes, nu0, r, tau, beta).max())
+        value = float(_majority_values(closed[None, :], nu0, r, tau, beta)[0])
+        subs["majority_closed_form"].record(max(0.0, best - value,
+                                                float(np.abs(obj.closed_form(nu0, beta) - closed).max())))
+
+
+check("T2", "convex Φ: alternating best responses never decrease J; β > τ: unique full-support optimum; β ≤ τ: "
+            "vertex; collision concave iff τ ≤ β (several stationary points above); majority closed form",
       control=lambda ctx: _t2(ctx, policy_beta_scale=2.0),
-      control_description="Policy best response with β ↦ 2β")(_t2)
+      control_description="β ↦ 2β in the Policy's best response, the collision threshold, the stationary-point "
+                          "equation and the majority closed form")(_t2)
 
 
 # ---------------------------------------------------------------------------------------------- T5
@@ -252,12 +412,60 @@ def _lagrangian_inner(name: str, k: int, r: np.ndarray, kw: dict, nu0: np.ndarra
     return inner
 
 
+#: THEORY T5: equality multipliers have a free sign. An equality ⟨1_S, ν⟩ = b whose target exceeds the
+#: unconstrained mass of S needs λ < 0 in the convention Φ − βKL − Σλ(⟨h,ν⟩ − b). For the reward and entropy
+#: objectives with one equality the multiplier has a closed form (written in ``equality_multiplier``).
+EQUALITY_INSTANCES = (
+    # (objective, ν0, r, τ, β, S, b)
+    ("reward", (0.4, 0.3, 0.2, 0.1), (0.0, 0.5, -0.3, 0.2), 0.0, 1.0, (2, 3), 0.6),
+    ("entropy", (0.5, 0.25, 0.15, 0.1), (0.3, -0.2, 0.1, 0.0), 0.7, 0.8, (0,), 0.8),
+    ("reward", (0.4, 0.3, 0.2, 0.1), (0.0, 0.5, -0.3, 0.2), 0.0, 1.0, (2, 3), 0.1),  # λ > 0: both signs
+)
+
+
+def equality_multiplier(nu0: np.ndarray, r: np.ndarray, tau: float, beta: float, subset, b: float) -> float:
+    """λ of the single equality ⟨1_S, ν⟩ = b for reward (τ = 0) or entropy: ν ∝ ν0^{β/(β+τ)}·e^{(r − λ1_S)/(β+τ)}
+    (the entropy closed form with r − λ1_S), so A·e^{−λ/(β+τ)} / (A e^{−λ/(β+τ)} + B) = b with A, B the
+    tilted masses on and off S: λ = −(β+τ)·log(b·B / ((1 − b)·A))."""
+    t = beta + tau
+    tilted = nu0 ** (beta / t) * np.exp(r / t)
+    mask = np.zeros(nu0.size, dtype=bool)
+    mask[list(subset)] = True
+    a, rest = tilted[mask].sum(), tilted[~mask].sum()
+    return float(-t * np.log(b * rest / ((1 - b) * a)))
+
+
+def _equality_sign(subs: dict, beta_scale: float) -> list:
+    rows = []
+    for name, nu0, r, tau, beta, subset, b in EQUALITY_INSTANCES:
+        nu0, r = np.array(nu0), np.array(r)
+        k = nu0.size
+        coef = np.zeros(k)
+        coef[list(subset)] = 1.0
+        constraint = (LinearConstraint(coef, "==", b, "S"),)
+        obj = make_objective(name, k, reward=r, **({} if name == "reward" else {"tau": tau}))
+        truth = solve_answer_level(obj, nu0, beta, constraint, method="cvxpy")
+        fast = solve_answer_level(obj, nu0, beta, constraint)
+        lam = equality_multiplier(nu0, r, tau, beta_scale * beta, subset, b)  # control: β ↦ 2β
+        free_mass = float(coef @ solve_answer_level(obj, nu0, beta).nu)
+        expected_sign = -1.0 if b > free_mass else 1.0
+        same_sign = np.sign(truth.multipliers[0]) == np.sign(lam) == expected_sign
+        subs["equality_free_sign"].record(max(abs(float(truth.multipliers[0]) - lam),
+                                              abs(float(fast.multipliers[0]) - lam)) if same_sign else np.inf)
+        rows.append({"objective": name, "b": b, "free_mass": round(free_mass, 6), "closed_form": round(lam, 6),
+                     "cvxpy_dual": round(float(truth.multipliers[0]), 6),
+                     "solver": round(float(fast.multipliers[0]), 6)})
+    return rows
+
+
 def _t5(ctx: Context, *, beta_scale: float = 1.0) -> Evidence:
     subs = {
         "dual_ascent_equals_cvxpy_duals": SubClaim("dual-ascent λ = cvxpy's duals of (E2)", TOL_CVXPY_DUAL),
         "solver_equals_dual_ascent": SubClaim("fast solver's λ = dual-ascent λ", TOL_DUAL),
         "saddle_point_marginal": SubClaim("dual ascent's ν = cvxpy's constrained optimum", TOL_CVXPY),
         "gibbs_form": SubClaim("cvxpy's ν* ∝ ν0·exp((∇Φ(ν*) − Σλ*h)/β) with cvxpy's λ*", TOL_CVXPY_DUAL),
+        "equality_free_sign": SubClaim("equality multipliers have a free sign: closed-form λ (negative when b "
+                                       "exceeds the free mass) = cvxpy's dual = the solver's", TOL_CVXPY_DUAL),
     }
     max_lambda = 0.0
     for name in T5_FAMILIES:
@@ -282,11 +490,13 @@ def _t5(ctx: Context, *, beta_scale: float = 1.0) -> Evidence:
             H = np.array([c.as_leq()[0] for c in constraints])
             tilt = gibbs(nu0, obj.reward(truth.nu) - truth.multipliers @ H, beta_game)
             subs["gibbs_form"].record(np.abs(tilt - truth.nu).max())
-    return combine(subs, {"largest_multiplier": max_lambda})
+    rows = _equality_sign(subs, beta_scale)
+    return combine(subs, {"largest_multiplier": max_lambda, "equality_multipliers": rows,
+                          "convention": "Φ − βKL − Σλ(⟨h,ν⟩ − b); λ ≥ 0 for ≤ (and ≥ as −h ≤ −b), free for ="})
 
 
 check("T5", "constrained game: saddle-point λ* (dual ascent) = cvxpy duals = fast solver; "
-            "ν* ∝ ν0·e^{(g−Σλ*h)/β}",
+            "ν* ∝ ν0·e^{(g−Σλ*h)/β}; equality multipliers of either sign",
       control=lambda ctx: _t5(ctx, beta_scale=2.0),
       control_description="multiplier game and Gibbs form with β ↦ 2β")(_t5)
 
