@@ -10,7 +10,8 @@ Per held-out prompt, measured in one run on this machine:
 Both searches must give intersecting intervals for every answer (the same distribution): checked.
 
 Model: --model PATH (a local checkpoint; default runs/llm/base, what ``llm.pretrain`` writes) at T = 1.
-Without a checkpoint the model is the project's default ModelConfig, randomly initialized (seed 0), with the
+Without a checkpoint the benchmark stops with a message (exit 2): it does not silently measure something
+else. ``--random-model`` asks for the project's default ModelConfig, randomly initialized (seed 0), with the
 project's BPE tokenizer trained on the task corpus, at a peaked temperature (--random-temperature): a random
 model's logits are nearly flat (std ~0.2), so T = 1 would spread the mass over ~216^L completions. The output
 says which model was used. Machine load (``os.getloadavg``) is printed: this CPU is shared, and timings under
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -37,16 +39,30 @@ from llm.tasks import ArithmeticTaskConfig, split_problems, task_config_of
 DEFAULT_CHECKPOINT = Path("runs/llm/base")
 
 
-def load_or_build(model_path: str | None, random_temperature: float):
-    """``(model, tokenizer, task_config, temperature, description)``."""
+def _stop(message: str):
+    """One line on stderr and exit 2 (the project's code for bad input)."""
+    print(f"bench_llm_certified: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def load_or_build(model_path: str | None, random_temperature: float, random_model: bool = False):
+    """``(model, tokenizer, task_config, temperature, description)``; a random model only when asked."""
+    if random_model and model_path:
+        _stop("--random-model and --model exclude each other")
     path = Path(model_path) if model_path else DEFAULT_CHECKPOINT
-    if (path / "config.json").is_file():
+    if not random_model and (path / "config.json").is_file():
         from llm.model import load_model
 
         model, tok = load_model(path, device="cpu")
         return model, tok, task_config_of(path), 1.0, f"checkpoint {path} at T = 1"
     if model_path:
-        raise SystemExit(f"--model {model_path}: no config.json")
+        _stop(f"--model {model_path}: no config.json (not a model folder)")
+    if not random_model:
+        _stop(
+            f"no model to measure: {DEFAULT_CHECKPOINT} does not exist. Make it with `dagsim llm pretrain` "
+            "(about 7 minutes on 2 CPU cores), pass --model PATH, or --random-model to measure a randomly "
+            "initialized model instead"
+        )
     from llm.model import ModelConfig, build_model, n_parameters
     from llm.pretrain import sft_corpus
     from llm.tokenizer import build_tokenizer
@@ -84,13 +100,15 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--random-temperature", type=float, default=0.05)
+    ap.add_argument("--random-model", action="store_true",
+                    help="measure a randomly initialized default model (when no checkpoint is wanted)")
     ap.add_argument("--ablation-expansions", type=int, default=1500)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the CPU is shared)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    model, tok, task, temperature, desc = load_or_build(args.model, args.random_temperature)
+    model, tok, task, temperature, desc = load_or_build(args.model, args.random_temperature, args.random_model)
     model.eval()
     prompts = [v for p in split_problems(task)[1] for v in p.views][: args.n_prompts]
     print(f"model: {desc}")

@@ -40,7 +40,10 @@ def command(name: str, help_text: str):
 
 # ---------------------------------------------------------------------- output helpers
 def _print_json(obj) -> None:
-    print(json.dumps(obj, indent=2, allow_nan=False))
+    """Strict JSON on stdout: a value that does not exist (NaN) is ``null``, never a bare ``NaN``."""
+    from dagsim.io import finite_or_null
+
+    print(json.dumps(finite_or_null(obj), indent=2, allow_nan=False))
 
 
 def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -167,7 +170,10 @@ def _generate(p: argparse.ArgumentParser):
 
     def run(args) -> int:
         from dagsim import generators as gen
+        from dagsim.io import check_output_file
 
+        if args.out:
+            check_output_file(args.out, "--out")
         rng = np.random.default_rng(args.seed)
         if args.kind == "lattice":
             obj = gen.layered_lattice(args.width, args.depth, args.answers, rng=None if args.uniform else rng,
@@ -220,13 +226,19 @@ def _parse_terms(text: str):
 def _demo(p: argparse.ArgumentParser):
     p.add_argument("--out", default="out", help="folder for the demo's outputs")
     p.add_argument("--skip", nargs="+", default=[], metavar="STAGE",
-                   help="stages to skip: proofs_check, figures, llm")
+                   help=f"stages to skip: {', '.join(DEMO_STAGE_NAMES)}")
 
     def run(args) -> int:
         import time
 
         from dagsim.generators import default_arithmetic_dag
+        from dagsim.io import check_output_dir
 
+        valid = list(dict.fromkeys([*DEMO_STAGE_NAMES, *(name for name, _ in DEMO_STEPS)]))
+        unknown = [s for s in args.skip if s not in valid]
+        if unknown:
+            raise ValidationError(f"--skip: unknown stage(s) {unknown}; valid stages: {', '.join(valid)}")
+        check_output_dir(args.out, "--out")
         t0 = time.perf_counter()
         out = Path(args.out)
         dag = default_arithmetic_dag()
@@ -249,6 +261,8 @@ def _demo(p: argparse.ArgumentParser):
 
 #: Stages of the main job after the marginal, registered by the plugin modules: (name, stage(out) -> summary).
 DEMO_STEPS: list[tuple[str, Callable[[Path], str]]] = []
+#: The stage names ``--skip`` accepts even when a stage's plugin is not installed (e.g. llm without torch).
+DEMO_STAGE_NAMES = ("proofs_check", "figures", "llm")
 
 
 # ---------------------------------------------------------------------- entry point
@@ -291,12 +305,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DagsimError as exc:
         print(f"dagsim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("dagsim: interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
         sys.stderr.close()
         return 0
+    except OSError as exc:  # an output path that is a folder, a read-only folder, a full disk: one line
+        from dagsim.io import os_error_message
+
+        print(f"dagsim: error: {os_error_message(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("dagsim: interrupted", file=sys.stderr)
+        return 130
 
 
 def _run_llm(argv: list[str]) -> int:
@@ -315,5 +334,7 @@ def finite_or_error(x: float, what: str) -> float:
     return x
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m dagsim.cli`: run the imported module, whose registry the plugins fill
+    from dagsim.cli import main as _main
+
+    sys.exit(_main())

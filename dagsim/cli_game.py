@@ -127,7 +127,10 @@ def _game(p: argparse.ArgumentParser):
     add_problem_arguments(p)
     p.add_argument("--dynamics", required=True,
                    choices=["best-response", "mirror", "no-regret", "extragradient", "alternating", "dual-ascent"])
-    p.add_argument("--iterations", type=int, required=True, help="number of iterations N")
+    p.add_argument("--iterations", type=int, required=True,
+                   help="at most N iterations: the last-iterate rules stop early once the exploitability (E4) "
+                        "is <= 1e-13 (dual ascent: once the multipliers move and the violation are <= 1e-12); "
+                        "the output then says \"stopped\": \"tolerance\" (else \"iterations\")")
     p.add_argument("--step", type=_positive, default=None, help="step η (default: 1 for best-response, "
                    "0.5/β for mirror/extragradient/no-regret, 2β for dual ascent)")
 
@@ -150,7 +153,9 @@ def _game(p: argparse.ArgumentParser):
             run_ = dyn.DYNAMICS[args.dynamics](game, args.iterations, args.step or 0.5 / prob.beta)
         out = {"dynamics": args.dynamics, "exploitability": float(run_.exploitability),
                "objective": float(run_.objective), "iterations": run_.iterations,
-               "history": run_.history}
+               "history": run_.history,
+               "requested_iterations": args.iterations,
+               "stopped": "tolerance" if run_.iterations < args.iterations else "iterations"}
         rate = run_.rate()
         if rate is not None:
             out["empirical_rate"] = rate
@@ -171,6 +176,8 @@ def _game(p: argparse.ArgumentParser):
         print("final answer distribution:", ", ".join(f"{a}: {x:.4f}" for a, x in dist.items()))
         if rate is not None:
             print(f"empirical rate (ratio per iteration over the tail): {rate:.4f}")
+        if out["stopped"] == "tolerance":
+            print(f"stopped after {run_.iterations} of {args.iterations} iterations: the tolerance was reached")
         return 0
 
     return run

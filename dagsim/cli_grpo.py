@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import fields
 
 from dagsim.cli import _print_json, _table, command, load_model_file
@@ -82,7 +83,16 @@ def _simulate(p: argparse.ArgumentParser):
             dual_lr=args.dual_lr, natural=args.natural, label_free=args.label_free, rloo_aware=args.rloo_aware,
             tie_break=args.tie_break, no_answer=args.no_answer, no_answer_label=args.no_answer_label,
             entropy_gate=args.entropy_gate, n_votes=args.n_votes, advantage_eps=args.advantage_eps)
+        if args.out:
+            from dagsim.io import check_output_file
+
+            check_output_file(args.out, "--out")
         models = [load_model_file(f) for f in args.files]
+        if cfg.algorithm != "constrained-grpo":
+            for f, m in zip(args.files, models):
+                if m.constraints:
+                    print(f"dagsim: warning: {f} has {len(m.constraints)} constraint(s); --algorithm "
+                          f"{cfg.algorithm} ignores them (constrained-grpo enforces them)", file=sys.stderr)
         result = simulate(models, cfg, out=args.out, progress=not args.json)
         last = result.history[-1]
         if args.json:

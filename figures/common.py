@@ -13,7 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from dagsim.io import atomic_write_json  # noqa: E402
+from dagsim.io import apply_umask, atomic_write_json  # noqa: E402
 
 #: Okabe–Ito palette (colour-blind safe).
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -61,7 +61,7 @@ def save(fig, out_dir: str | os.PathLike, name: str, data: dict) -> dict:
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".{ext}", dir=out)
         os.close(fd)
         fig.savefig(tmp, format=ext, bbox_inches="tight", **kwargs)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; figures are meant to be shared
+        apply_umask(tmp)  # mkstemp creates 0600; figures are meant to be shared
         os.replace(tmp, out / f"{name}.{ext}")
         paths[ext] = str(out / f"{name}.{ext}")
     plt.close(fig)

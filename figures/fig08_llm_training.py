@@ -3,8 +3,12 @@ accuracy, maj@k and pass@k of every algorithm, and the training curves (accuracy
 completions and the group's answer entropy per step), where a self-reward that collapses shows up as
 entropy falling without accuracy rising.
 
-Reads the outputs of ``dagsim llm experiment`` (``results.json`` and each run's ``metrics.jsonl``) from
-``runs/llm/experiment`` (or ``$ALFT_LLM_EXPERIMENT``); it does not train anything itself.
+Data: by default the committed ``results/llm_experiment.json`` (the held-out table of the full experiment)
+and ``results/llm_training_curves.json`` (the per-step curves of the same runs; without it the right panels
+show each run's last-5-step training accuracy and held-out answer entropy instead). An experiment folder
+instead -- ``experiment=`` (the demo's), ``$ALFT_LLM_EXPERIMENT``, or ``rerun=True`` (``dagsim figures
+--rerun-llm``: ``runs/llm/experiment``, run there first with ``dagsim llm experiment [--quick]`` when it
+holds no ``results.json``) -- reads the table and each run's ``metrics.jsonl`` from that folder.
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ from figures.common import color, save, style
 
 NAME = "fig08_llm_training"
 DEFAULT_EXPERIMENT = "runs/llm/experiment"
+#: The committed outcome of ``dagsim llm experiment`` (full configuration): the default source.
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "results" / "llm_experiment.json"
+#: Per-step curves of the runs of :data:`RESULTS` (each run's metrics.jsonl).
+CURVES = REPO / "results" / "llm_training_curves.json"
 
 
 def _run_dir(exp: Path, name: str) -> Path:
@@ -28,9 +37,53 @@ def _run_dir(exp: Path, name: str) -> Path:
     return run_dir(exp, name)
 
 
-def compute(quick: bool = False, seed: int = 0, experiment: str | os.PathLike | None = None) -> dict:
-    exp = Path(experiment or os.environ.get("ALFT_LLM_EXPERIMENT", DEFAULT_EXPERIMENT))
+def _from_results(path: Path) -> dict:
+    if not path.is_file():
+        raise DomainError(f"figure 8: {path} not found (a source checkout has it; or pass --rerun-llm to draw "
+                          "it from `dagsim llm experiment`)")
+    try:
+        payload = json.loads(path.read_text())
+        rows = payload["rows"]
+    except (ValueError, KeyError) as exc:
+        raise DomainError(f"figure 8: {path} is not an experiment result ({exc})") from None
+    k = payload.get("config", {}).get("eval_k", 8)
+    curves = {}
+    if CURVES.is_file():
+        try:
+            saved = json.loads(CURVES.read_text())["curves"]
+        except (ValueError, KeyError) as exc:
+            raise DomainError(f"figure 8: {CURVES} is not a curves file ({exc})") from None
+        names = {r["algorithm"] for r in rows}
+        curves = {name: c for name, c in saved.items() if name in names}
+    return {"experiment": _shown(path), "curves_source": _shown(CURVES) if curves else None, "k": k,
+            "rows": rows, "curves": curves}
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (the JSON does not record a checkout's location)."""
+    try:
+        return path.resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _rerun(exp: Path, quick: bool, seed: int) -> None:
+    from llm.experiment import ExperimentConfig, run_experiment
+
+    print(f"    no {exp / 'results.json'}: running `dagsim llm experiment{' --quick' if quick else ''}` there",
+          flush=True)
+    run_experiment(ExperimentConfig(out=str(exp), quick=quick, seed=seed, progress=False))
+
+
+def compute(quick: bool = False, seed: int = 0, experiment: str | os.PathLike | None = None,
+            rerun: bool = False) -> dict:
+    folder = experiment or os.environ.get("ALFT_LLM_EXPERIMENT") or (DEFAULT_EXPERIMENT if rerun else None)
+    if folder is None:
+        return _from_results(RESULTS)
+    exp = Path(folder)
     results = exp / "results.json"
+    if rerun and not results.is_file():
+        _rerun(exp, quick, seed)
     if not results.is_file():
         raise DomainError(f"figure 8 needs an LLM experiment: {results} not found "
                           "(run `dagsim llm experiment --out runs/llm/experiment` first)")
@@ -88,6 +141,11 @@ def plot(data: dict):
     best = max((r for r in rows if r["algorithm"] != "base"), key=lambda r: r["mean_accuracy"], default=base)
     ax.set_title(f"Held-out: base {base['mean_accuracy']:.2f} → up to {best['mean_accuracy']:.2f} mean accuracy")
     ax.legend(fontsize=7, loc="lower right")
+    if not data["curves"]:
+        _plot_summaries(axes[1], axes[2], rows, base)
+        _suptitle(fig)
+        fig.tight_layout(rect=(0, 0, 1, 0.94))
+        return fig
     for i, (name, c) in enumerate(data["curves"].items()):
         col = _base_color(name, i)
         ls = "-" if "[" not in name or "single" in name else "--"
@@ -102,14 +160,42 @@ def plot(data: dict):
     axes[2].set_ylabel("answer entropy of a group, nats")
     axes[2].set_title("Answer entropy: self-rewards sharpen the answer distribution")
     axes[2].legend(fontsize=6, ncol=1, loc="upper right")
-    fig.suptitle("Answer-level GRPO on a 0.9M-parameter Llama-style model (embedded arithmetic task, CPU)",
-                 fontsize=10)
+    _suptitle(fig)
     fig.tight_layout(rect=(0, 0, 1, 0.94))
     return fig
 
 
-def make(out_dir, quick: bool = False, seed: int = 0, experiment: str | os.PathLike | None = None) -> dict:
-    data = compute(quick, seed, experiment)
+def _suptitle(fig) -> None:
+    fig.suptitle("Fine-tuning a 0.9M-parameter language model with answer-level rewards, with and without "
+                 "labels (GRPO-family algorithms, docs/theory.md §6; consensus targets E5)", fontsize=10)
+
+
+def _plot_summaries(ax_acc, ax_ent, rows, base) -> None:
+    """Without per-step curves (results/ holds the table only): last-5-step training accuracy and the
+    held-out answer entropy per algorithm."""
+    trained = [r for r in rows if r["algorithm"] != "base"]
+    names = [r["algorithm"] for r in trained]
+    x = np.arange(len(trained))
+    cols = [_base_color(n, j) for j, n in enumerate(names)]
+    acc = [r.get("train_accuracy_last5", np.nan) for r in trained]
+    ax_acc.bar(x, acc, color=cols, edgecolor="white")
+    ax_acc.axhline(base["mean_accuracy"], color="grey", ls="--", lw=1, label="base held-out mean acc")
+    ax_acc.set_xticks(x, names, rotation=35, ha="right", fontsize=7)
+    ax_acc.set_ylim(0, 1.05)
+    ax_acc.set_ylabel("sampled accuracy, training prompts")
+    ax_acc.set_title("Training accuracy, last 5 GRPO steps")
+    ax_acc.legend(fontsize=7, loc="lower right")
+    ax_ent.bar(x, [r["answer_entropy"] for r in trained], color=cols, edgecolor="white")
+    ax_ent.axhline(base["answer_entropy"], color="grey", ls="--", lw=1, label="base model")
+    ax_ent.set_xticks(x, names, rotation=35, ha="right", fontsize=7)
+    ax_ent.set_ylabel("answer entropy per held-out prompt, nats")
+    ax_ent.set_title("Self-rewards sharpen the answer distribution")
+    ax_ent.legend(fontsize=7, loc="upper right")
+
+
+def make(out_dir, quick: bool = False, seed: int = 0, experiment: str | os.PathLike | None = None,
+         rerun: bool = False) -> dict:
+    data = compute(quick, seed, experiment, rerun)
     return save(plot(data), out_dir, NAME, data)
 
 

@@ -1,8 +1,10 @@
 """``dagsim llm ...``: pretrain, sft, train, evaluate, experiment. The only place in llm/ that parses flags.
 
 Flags are generated from the frozen config dataclasses; their field docstrings become ``--help``.
-Errors in the user's input (:class:`dagsim.errors.DagsimError`) print one message, no traceback (exit 2);
-Ctrl-C exits 130 after the trainer has saved a checkpoint.
+Errors in the user's input (:class:`dagsim.errors.DagsimError`) and I/O errors (:class:`OSError`: a
+folder given as a file, a read-only folder) print one message, no traceback (exit 2); SIGINT (Ctrl-C)
+exits 130 and SIGTERM 143, after the trainer has saved a checkpoint. The flags a user typed are recorded
+(:func:`given_fields`), so that ``train --resume DIR`` can take every other value from DIR's manifest.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import textwrap
 from pathlib import Path
 
 from dagsim.errors import DagsimError, ValidationError
+from dagsim.io import finite_or_null, os_error_message
 
 
 def field_docs(cls) -> dict[str, str]:
@@ -28,6 +31,43 @@ def field_docs(cls) -> dict[str, str]:
             if isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant):
                 docs[node.target.id] = " ".join(str(nxt.value.value).split())
     return docs
+
+
+#: Namespace attribute holding the ``dest`` of every flag given explicitly on the command line.
+GIVEN = "_given_flags"
+
+
+def _mark_given(namespace: argparse.Namespace, dest: str) -> None:
+    given = set(getattr(namespace, GIVEN, ()))
+    given.add(dest)
+    setattr(namespace, GIVEN, given)
+
+
+class _StoreGiven(argparse.Action):
+    """``store`` that also records the flag as given."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        _mark_given(namespace, self.dest)
+
+
+class _BoolGiven(argparse.BooleanOptionalAction):
+    """``--flag/--no-flag`` that also records the flag as given."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        _mark_given(namespace, self.dest)
+
+
+def given_fields(args: argparse.Namespace, cls, prefix: str = "") -> set[str]:
+    """Names of the fields of ``cls`` whose flags were given on the command line."""
+    given = getattr(args, GIVEN, set())
+    return {f.name for f in dataclasses.fields(cls) if (prefix + f.name).replace("-", "_") in given}
+
+
+def help_escape(text: str) -> str:
+    """argparse %-formats help strings: a literal ``%`` (e.g. "40-70 %" in a docstring) must be doubled."""
+    return text.replace("%", "%%")
 
 
 def add_dataclass_args(
@@ -46,13 +86,12 @@ def add_dataclass_args(
         default = getattr(defaults, f.name)
         flag = "--" + (prefix + f.name).replace("_", "-")
         dest = (prefix + f.name).replace("-", "_")
-        help_text = f"{docs.get(f.name, '')} (default: {default!r})"
+        help_text = help_escape(f"{docs.get(f.name, '')} (default: {default!r})")
         if isinstance(default, bool):
-            parser.add_argument(
-                flag, dest=dest, action=argparse.BooleanOptionalAction, default=default, help=help_text
-            )
+            parser.add_argument(flag, dest=dest, action=_BoolGiven, default=default, help=help_text)
         else:
-            parser.add_argument(flag, dest=dest, type=type(default), default=default, help=help_text)
+            parser.add_argument(flag, dest=dest, action=_StoreGiven, type=type(default), default=default,
+                                help=help_text)
 
 
 def build_dataclass(cls, args: argparse.Namespace, prefix: str = "", **nested):
@@ -256,11 +295,14 @@ def _cmd_sft(args) -> int:
 
 def _cmd_train(args) -> int:
     from llm.evaluate import EvalConfig, evaluate
-    from llm.trainer import TrainConfig, load_training_problems, train
+    from llm.trainer import TrainConfig, load_training_problems, resolve_resume, train
 
     config = dataclasses.replace(
         build_dataclass(TrainConfig, args), stop_strings=parse_stop_strings(args.stop_string_values)
     )
+    config.validate()
+    given = given_fields(args, TrainConfig) | ({"stop_strings"} if args.stop_string_values else set())
+    config = resolve_resume(config, given)
     eval_cfg = dataclasses.replace(
         build_dataclass(EvalConfig, args, prefix="eval_"),
         stop_strings=config.stop_strings,
@@ -270,11 +312,11 @@ def _cmd_train(args) -> int:
     config.validate()
     result = train(config)
     print(
-        f"{'interrupted at' if result['interrupted'] else 'finished'} step {result['steps']} "
-        f"({result['seconds']:.0f} s); checkpoints in {config.out}"
+        f"{'interrupted (' + result['signal'] + ') at' if result['interrupted'] else 'finished'} step "
+        f"{result['steps']} ({result['seconds']:.0f} s); checkpoints in {config.out}"
     )
     if result["interrupted"]:
-        return 130
+        return result["exit_code"]
     if args.eval:
         held = load_training_problems(config)[1]
         if held:
@@ -296,6 +338,10 @@ def _cmd_evaluate(args) -> int:
     eval_cfg.validate()
     if not 0.0 <= args.eval_fraction < 1.0:
         raise ValidationError(f"--eval-fraction must be in [0, 1), got {args.eval_fraction}")
+    if args.json:
+        from dagsim.io import check_output_file
+
+        check_output_file(args.json, "--json")
     model, tok = load_model(args.model)
     problems = _held_out(args.model, args.data, tok, eval_fraction=args.eval_fraction, split_seed=args.split_seed,
                          chat_template=args.chat_template, skip_bad_lines=args.skip_bad_lines,
@@ -303,8 +349,14 @@ def _cmd_evaluate(args) -> int:
     metrics = evaluate(model, tok, problems, eval_cfg, progress=True)
     _print_metrics(f"evaluation of {args.model}:", metrics)
     if args.json:
-        atomic_write_text(args.json, json.dumps(metrics, indent=2))
+        atomic_write_text(args.json, strict_json(metrics))
     return 0
+
+
+def strict_json(obj) -> str:
+    """Standard JSON (``allow_nan=False``): a metric with no value (NaN, e.g. cross-view agreement of
+    single-view data) is written as ``null``."""
+    return json.dumps(finite_or_null(obj), indent=2, allow_nan=False) + "\n"
 
 
 def _cmd_export_data(args) -> int:
@@ -347,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except DagsimError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a folder where a file was expected, a read-only folder, a full disk
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

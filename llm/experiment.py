@@ -335,6 +335,7 @@ def _variant_job(config: ExperimentConfig, base_dir: Path, out: Path, name: str,
         lr=config.lr,
         seed=config.seed,
         progress=config.progress,
+        overwrite=True,  # the experiment decides reuse itself (``--resume`` + fingerprint); a rerun starts afresh
         **overrides,
     )
     return {"name": name, "train": train, "run_dir": str(folder)}
@@ -354,7 +355,7 @@ def _fingerprint(job: dict, held_out, eval_cfg) -> dict:
     """What a finished row depends on: reused by ``--resume`` only when all of it is equal."""
     import hashlib
 
-    train = {k: v for k, v in job["train"].items() if k != "progress"}
+    train = {k: v for k, v in job["train"].items() if k not in ("progress", "overwrite")}
     digest = hashlib.sha256()
     for path in sorted(Path(job["train"]["model"]).glob("*.safetensors")):
         digest.update(path.read_bytes())

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagsim.errors import ValidationError
+from dagsim.io import apply_umask
 
 FAMILIES = ("llama", "qwen2")
 #: End-of-text tokens that also stop generation when the tokenizer has them (Qwen2 lists both ids).
@@ -154,6 +155,7 @@ def atomic_directory(path: str | Path):
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp.", dir=path.parent))
     try:
         yield tmp
+        _apply_umask_tree(tmp)
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
             os.replace(path, old / "d")
@@ -164,6 +166,17 @@ def atomic_directory(path: str | Path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _apply_umask_tree(root: Path) -> None:
+    """Files and folders under ``root`` (and ``root``) get the user's umask: ``mkdtemp`` creates 0700 and
+    safetensors' ``save_file`` writes ``model.safetensors`` 0600 (teammates could not read a run otherwise)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames:
+            apply_umask(Path(dirpath) / name)
+        for name in dirnames:
+            apply_umask(Path(dirpath) / name, directory=True)
+    apply_umask(root, directory=True)
 
 
 def save_model(model, tokenizer, path: str | Path, extra_files: dict[str, str] | None = None) -> None:
@@ -183,6 +196,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        apply_umask(tmp)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -11,16 +11,29 @@ One step (:func:`train_step`):
    ``dr_grpo`` / ``dapo`` normalization (:func:`token_weights`), optional k3 KL to the frozen reference
    (:func:`k3_kl`), AdamW, gradient clipping.
 
-Checkpoints (``checkpoint-N/``: model, tokenizer, optimizer, RNG states, dual multipliers) are written
-atomically every ``checkpoint_every`` steps and on Ctrl-C; ``resume`` continues the exact trajectory of an
-uninterrupted run (same model/optimizer/RNG states => same samples and updates).
+A run folder (``out``) is one unit: ``run.json`` (the manifest: the full resolved config, the code version,
+the base model's hash, the status running | finished | interrupted | failed), ``metrics.jsonl``, the
+checkpoints and ``final/``. Every flag is validated and the folder's state checked before any file is
+touched; a non-empty ``out`` is refused unless the run is resumed or ``overwrite`` moves it aside.
+Checkpoints (``checkpoint-N/``: model, tokenizer, optimizer, RNG states, dual multipliers, and
+``checksums.json`` of every file, written last) are written atomically every ``checkpoint_every`` steps and
+on SIGINT/SIGTERM; ``resume`` picks the newest checkpoint that verifies and continues the exact trajectory
+of an uninterrupted run (same model/optimizer/RNG states => same samples and updates).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import hashlib
 import json
+import math
+import os
+import shutil
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +81,9 @@ LOSS_TYPES = ("grpo", "dr_grpo", "dapo")
 CONSENSUS = ("none", "arithmetic", "geometric", "majority")
 KL_MODES = ("seq-reward", "k3-loss")
 STATE_FILE = "trainer_state.pt"
+CHECKSUM_FILE = "checksums.json"
+RUN_FILE = "run.json"
+RUN_FORMAT = "alft-llm-run/v1"
 
 
 @dataclass(frozen=True)
@@ -142,9 +158,10 @@ class TrainConfig:
     base_objective: str = "sharpen"
     """constrained-grpo: objective whose rewards are constrained (reward | sharpen | entropy | ...)."""
     checkpoint_every: int = 0
-    """Save checkpoint-N every N steps (0 = only at the end and on Ctrl-C)."""
+    """Save checkpoint-N every N steps (0 = only at the end and on SIGINT/SIGTERM)."""
     resume: str = ""
-    """Checkpoint directory (or run directory: its latest checkpoint) to continue from."""
+    """Checkpoint or run directory (its newest checkpoint that verifies) to continue from; on the command line
+    the run's run.json supplies every flag not given, and continues into that run unless --out says otherwise."""
     seed: int = 0
     """Seeds prompt selection and sampling."""
     progress: bool = True
@@ -184,8 +201,15 @@ class TrainConfig:
     n_votes: int = 0
     """ttrl/empo: TTRL's vote/train split — sample n_votes >= G completions per prompt, vote on all, train
     on the first G (0 = G, no split)."""
+    # --- run folders (issue 18): refuse to mix runs
+    overwrite: bool = False
+    """Start afresh in a non-empty ``out``: the old folder is first moved aside to OUT.old-<time> (never mixed)."""
 
     def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValidationError(f"train.{f.name} must be a finite number, got {value!r}")
         get_algorithm(self.algorithm)
         if not 0.0 <= self.eval_fraction < 1.0:
             raise ValidationError(f"train.eval_fraction must be in [0, 1), got {self.eval_fraction}")
@@ -571,8 +595,26 @@ def make_optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _file_checksums(root: Path) -> dict[str, dict]:
+    """``{relative path: {"sha256", "bytes"}}`` of every file under ``root`` (sorted)."""
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != CHECKSUM_FILE)
+    return {p.relative_to(root).as_posix(): {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in files}
+
+
 def save_checkpoint(state: RunState, config: TrainConfig, path: str | Path) -> Path:
-    """Write ``path`` (model, tokenizer, optimizer, RNG states, multipliers, step, config) atomically."""
+    """Write ``path`` (model, tokenizer, optimizer, RNG states, multipliers, step, config) atomically.
+
+    ``checksums.json`` (sha256 and size of every other file) is written last, inside the temporary folder:
+    a checkpoint whose files do not all match it was truncated or modified (:func:`verify_checkpoint`).
+    """
     with atomic_directory(path) as tmp:
         state.model.save_pretrained(tmp)
         state.tokenizer.save_pretrained(tmp)
@@ -591,66 +633,158 @@ def save_checkpoint(state: RunState, config: TrainConfig, path: str | Path) -> P
             },
             tmp / STATE_FILE,
         )
+        (tmp / CHECKSUM_FILE).write_text(json.dumps({"files": _file_checksums(tmp)}, indent=1), encoding="utf-8")
     return Path(path)
 
 
-def find_checkpoint(path: str | Path) -> Path:
-    """``path`` itself if it is a checkpoint, else the run directory's highest ``checkpoint-N``."""
+def verify_checkpoint(path: str | Path) -> str | None:
+    """``None`` when every file listed in ``checksums.json`` is present with its size and sha256, else why not.
+
+    A checkpoint written before checksums existed (no ``checksums.json``) passes when its state file and
+    ``config.json`` are present; loading it (:func:`load_checkpoint`) is then the check.
+    """
     path = Path(path)
-    if (path / STATE_FILE).is_file():
-        return path
-    candidates = sorted(
-        (p for p in path.glob("checkpoint-*") if (p / STATE_FILE).is_file()),
-        key=lambda p: int(p.name.split("-")[-1]),
-    )
+    if not (path / STATE_FILE).is_file():
+        return f"no {STATE_FILE}"
+    listing = path / CHECKSUM_FILE
+    if not listing.is_file():
+        return None if (path / "config.json").is_file() else "no config.json"
+    try:
+        files = json.loads(listing.read_text(encoding="utf-8"))["files"]
+        items = [(str(name), str(entry["sha256"]), int(entry["bytes"])) for name, entry in files.items()]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return f"{CHECKSUM_FILE} is unreadable"
+    for name, sha, size in items:
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != size:
+            return f"{name} has {file.stat().st_size} bytes, its checksum lists {size} (truncated?)"
+        if _sha256(file) != sha:
+            return f"{name} does not match its sha256 in {CHECKSUM_FILE} (modified or corrupted)"
+    return None
+
+
+def _checkpoint_step(path: Path) -> int | None:
+    head, _, tail = path.name.rpartition("-")
+    return int(tail) if head == "checkpoint" and tail.isdigit() else None
+
+
+def checkpoint_candidates(path: str | Path) -> list[Path]:
+    """``[path]`` if it is a checkpoint, else the run directory's ``checkpoint-N`` folders, newest first."""
+    path = Path(path)
+    if (path / STATE_FILE).is_file() or _checkpoint_step(path) is not None:
+        return [path]
+    found = [p for p in path.glob("checkpoint-*") if p.is_dir() and _checkpoint_step(p) is not None]
+    return sorted(found, key=_checkpoint_step, reverse=True)
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """``path`` itself if it is a checkpoint, else the run directory's newest ``checkpoint-N`` that verifies."""
+    path = Path(path)
+    candidates = checkpoint_candidates(path)
     if not candidates:
         raise ValidationError(f"--resume {path}: no checkpoint found (expected {STATE_FILE} or checkpoint-N/)")
-    return candidates[-1]
+    reasons = []
+    for candidate in candidates:
+        why = verify_checkpoint(candidate)
+        if why is None:
+            return candidate
+        reasons.append(f"{candidate.name}: {why}")
+    raise ValidationError(f"--resume {path}: no intact checkpoint ({'; '.join(reasons)})")
 
 
-_RESUME_MUST_MATCH = (
-    "algorithm",
-    "model",
-    "data",
-    "prompts_per_step",
-    "group_size",
-    "views",
-    "temperature",
-    "max_new_tokens",
-    "lr",
-    "beta",
-    "kl",
-    "tau",
-    "estimator",
-    "consensus",
-    "baseline",
-    "scale",
-    "loss_type",
-    "seed",
-    "num_iterations",
-    "no_answer",
-    "tie_break",
-    "entropy_gate",
-    "advantage_eps",
-    "n_votes",
-)
+#: Fields that may differ between a run and its resumption: its length, checkpoint cadence, display,
+#: memory chunking (the loss sum is exact under any chunking) and where the continuation is written.
+RESUME_MAY_CHANGE = ("steps", "checkpoint_every", "progress", "micro_batch_rows", "out", "resume", "overwrite")
+
+
+def _same(a, b) -> bool:
+    """Equal as JSON values (a tuple saved to run.json comes back as a list)."""
+    return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
+
+
+def _from_saved(saved: dict) -> dict:
+    """Saved config values as field values: lists back to tuples where the field's default is a tuple."""
+    defaults = TrainConfig()
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return {
+        k: tuple(v) if isinstance(getattr(defaults, k), tuple) and isinstance(v, list) else v
+        for k, v in saved.items()
+        if k in known
+    }
+
+
+def _config_conflicts(saved: dict, config: TrainConfig) -> list[str]:
+    """Fields (outside :data:`RESUME_MAY_CHANGE`) whose saved value differs from ``config``'s.
+
+    A field the saved config lacks (written by an older version) is compared with the field's default.
+    """
+    defaults = TrainConfig()
+    conflicts = []
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in RESUME_MAY_CHANGE:
+            continue
+        if not _same(saved.get(f.name, getattr(defaults, f.name)), getattr(config, f.name)):
+            conflicts.append(f.name)
+    return conflicts
+
+
+def _conflict_message(where: str, saved: dict, config: TrainConfig, names: list[str]) -> str:
+    defaults = TrainConfig()
+    parts = [
+        f"{n} (run: {saved.get(n, getattr(defaults, n))!r}, given: {getattr(config, n)!r})" for n in names
+    ]
+    return f"--resume {where}: config differs from the run's in {'; '.join(parts)}"
+
+
+class CheckpointError(ValidationError):
+    """A checkpoint that fails verification or cannot be loaded (resume falls back to an older one)."""
 
 
 def load_checkpoint(path: Path, config: TrainConfig, device) -> RunState:
-    """Restore a :class:`RunState`; fails fast if the checkpoint came from a different trajectory config."""
-    saved = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)  # our own file
-    defaults = TrainConfig()  # a key missing from an older checkpoint had its default then
-    diffs = [k for k in _RESUME_MUST_MATCH if saved["config"].get(k, getattr(defaults, k)) != getattr(config, k)]
+    """Restore a :class:`RunState`; fails fast if the checkpoint came from a different trajectory config.
+
+    A damaged checkpoint (unreadable state, weights or config) raises :class:`CheckpointError`.
+    """
+    try:
+        saved = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)  # our own file
+        saved_config = saved["config"]
+    except Exception as exc:  # noqa: BLE001 - any failure to read our own file means it is damaged
+        raise CheckpointError(f"{path.name}: {STATE_FILE} cannot be read ({type(exc).__name__}: {exc})") from None
+    diffs = _config_conflicts(saved_config, config)
     if diffs:
-        raise ValidationError(f"--resume {path}: config differs from the checkpoint's in {', '.join(diffs)}")
-    model, tokenizer = load_model(path, device)
-    optimizer = make_optimizer(model, config)
-    optimizer.load_state_dict(saved["optimizer"])
-    generator = torch.Generator(device=device)
-    generator.set_state(saved["generator_state"])
-    rng = np.random.default_rng()
-    rng.bit_generator.state = saved["rng_state"]
-    return RunState(model, tokenizer, optimizer, generator, rng, np.asarray(saved["multipliers"]), saved["step"])
+        raise ValidationError(_conflict_message(str(path), saved_config, config, diffs))
+    try:
+        model, tokenizer = load_model(path, device)
+        optimizer = make_optimizer(model, config)
+        optimizer.load_state_dict(saved["optimizer"])
+        generator = torch.Generator(device=device)
+        generator.set_state(saved["generator_state"])
+        rng = np.random.default_rng()
+        rng.bit_generator.state = saved["rng_state"]
+        multipliers, step = np.asarray(saved["multipliers"]), int(saved["step"])
+    except Exception as exc:  # noqa: BLE001 - weights/tokenizer/config of the checkpoint are damaged
+        raise CheckpointError(f"{path.name}: cannot be loaded ({type(exc).__name__}: {exc})") from None
+    return RunState(model, tokenizer, optimizer, generator, rng, multipliers, step)
+
+
+def load_newest_checkpoint(path: str | Path, config: TrainConfig, device) -> tuple[RunState, Path, list[str]]:
+    """The newest checkpoint under ``path`` that verifies and loads: ``(state, its path, skipped reasons)``."""
+    path = Path(path)
+    candidates = checkpoint_candidates(path)
+    if not candidates:
+        raise ValidationError(f"--resume {path}: no checkpoint found (expected {STATE_FILE} or checkpoint-N/)")
+    skipped = []
+    for candidate in candidates:
+        why = verify_checkpoint(candidate)
+        if why is None:
+            try:
+                return load_checkpoint(candidate, config, device), candidate, skipped
+            except CheckpointError as exc:
+                why = str(exc).split(": ", 1)[-1]
+        skipped.append(f"{candidate.name} skipped: {why}")
+    raise ValidationError(f"--resume {path}: no intact checkpoint ({'; '.join(skipped)})")
 
 
 def fresh_state(config: TrainConfig, device) -> RunState:
@@ -671,12 +805,252 @@ def load_reference(config: TrainConfig, device):
     return ref
 
 
-def _rewrite_metrics(path: Path, up_to_step: int) -> None:
-    """Keep the metric rows of steps <= ``up_to_step`` (a resumed run rewrites what follows)."""
+def _rewrite_metrics(source: Path, dest: Path, up_to_step: int) -> None:
+    """``dest`` = the metric rows of ``source`` with steps <= ``up_to_step`` (a resumed run rewrites the rest)."""
+    rows = []
+    if source.is_file():
+        for line in source.read_text(encoding="utf-8").splitlines():
+            try:
+                if line.strip() and json.loads(line)["step"] <= up_to_step:
+                    rows.append(line)
+            except (ValueError, KeyError, TypeError):
+                continue  # a row cut short by a crash: the resumed run writes that step again
+    atomic_write_text(dest, "".join(r + "\n" for r in rows))
+
+
+# ------------------------------------------------------------------------------------------ run folder
+
+
+def run_dir_of(path: str | Path) -> Path:
+    """The run folder of ``path``: its parent when ``path`` is a checkpoint (or ``final``), else ``path``."""
+    path = Path(path)
+    if (path / STATE_FILE).is_file() or _checkpoint_step(path) is not None or path.name == "final":
+        return path.parent
+    return path
+
+
+def read_manifest(run: str | Path) -> dict | None:
+    """``run.json`` of a run folder, or None when there is none (a run written before manifests existed)."""
+    path = Path(run) / RUN_FILE
     if not path.is_file():
-        return
-    rows = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= up_to_step]
-    atomic_write_text(path, "".join(r + "\n" for r in rows))
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(manifest.get("config"), dict):
+            raise ValueError("no config")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ValidationError(f"{path}: not a readable run manifest ({exc})") from None
+    return manifest
+
+
+def _saved_config(run: Path) -> dict | None:
+    """The config a run folder was trained with: ``run.json``, else the older ``train_config.json``."""
+    manifest = read_manifest(run)
+    if manifest is not None:
+        return manifest["config"]
+    legacy = run / "train_config.json"
+    if legacy.is_file():
+        try:
+            return json.loads(legacy.read_text(encoding="utf-8"))
+        except ValueError:
+            return None
+    return None
+
+
+def resolve_resume(config: TrainConfig, given: set[str] | frozenset[str] = frozenset()) -> TrainConfig:
+    """The config of ``--resume DIR`` completed from DIR's manifest (the CLI's view of a resumption).
+
+    ``given`` names the fields set explicitly (on the command line); those outside :data:`RESUME_MAY_CHANGE`
+    must equal the run's, else a :class:`ValidationError` names them. Without ``out`` among them the run
+    continues into DIR's own folder. Without ``resume``, ``config`` is returned unchanged.
+    """
+    if not config.resume:
+        return config
+    run = run_dir_of(config.resume)
+    if not run.exists():
+        raise ValidationError(f"--resume {config.resume}: no such folder")
+    saved = _saved_config(run)
+    if saved is None:
+        return config if "out" in given else dataclasses.replace(config, out=str(run))
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    defaults = TrainConfig()
+    conflicts = [
+        name
+        for name in sorted(given)
+        if name in known
+        and name not in RESUME_MAY_CHANGE
+        and not _same(saved.get(name, getattr(defaults, name)), getattr(config, name))
+    ]
+    if conflicts:
+        raise ValidationError(_conflict_message(str(run), saved, config, conflicts))
+    values = _from_saved(saved)
+    values.update({name: getattr(config, name) for name in given if name in known})
+    values["resume"], values["overwrite"] = config.resume, config.overwrite  # per invocation, not inherited
+    if "out" not in given:
+        values["out"] = str(run)
+    resolved = TrainConfig(**values)
+    resolved.validate()
+    return resolved
+
+
+def code_version() -> dict:
+    """Which code trained a run: ``git describe`` of the source tree, else the package version + a source hash."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    info: dict = {}
+    try:
+        from importlib.metadata import version
+
+        info["package"] = f"alft-games {version('alft-games')}"
+    except Exception:  # noqa: BLE001 - not installed as a distribution (source checkout on sys.path)
+        info["package"] = "alft-games (not installed)"
+    try:
+        top = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=10
+        )
+        if top.returncode == 0 and Path(top.stdout.strip()).resolve() == root:
+            described = subprocess.run(
+                ["git", "-C", str(root), "describe", "--always", "--dirty", "--tags"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+            if described.returncode == 0:
+                info["git"] = described.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    if "git" not in info:
+        digest = hashlib.sha256()
+        for package in ("dagsim", "llm"):
+            for path in sorted((root / package).rglob("*.py")):
+                digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+        info["source_sha256"] = digest.hexdigest()
+    return info
+
+
+def model_hash(model_dir: str | Path) -> str:
+    """sha256 over the (name, sha256) of every file of a model folder (weights, config, tokenizer)."""
+    root = Path(model_dir)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")):
+        digest.update(path.name.encode() + b"\0" + _sha256(path).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def _write_manifest(out: Path, manifest: dict) -> None:
+    manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    atomic_write_text(out / RUN_FILE, json.dumps(manifest, indent=2, allow_nan=False) + "\n")
+
+
+def _stale_temporaries(out: Path) -> list[Path]:
+    """Leftovers of atomic writes killed midway: ``.checkpoint-N.tmp.*``, ``.final.old.*``, ``.metrics.jsonl.*``."""
+    if not out.is_dir():
+        return []
+    return sorted(
+        p
+        for p in out.iterdir()
+        if p.name.startswith(".")
+        and (".tmp." in p.name or ".old." in p.name or p.name.startswith((".metrics.jsonl.", f".{RUN_FILE}.")))
+    )
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class _RunPlan:
+    """What :func:`train` will do to ``out``, decided (and checked) before any file is touched."""
+
+    out: Path
+    move_aside: Path | None  # the old run's new name when ``overwrite`` moves it
+    source_run: Path | None  # the run a resumed state comes from (its metrics are carried over)
+
+
+def _plan_run(config: TrainConfig) -> _RunPlan:
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise ValidationError(f"--out {out}: exists and is not a folder")
+    source = run_dir_of(config.resume) if config.resume else None
+    same = source is not None and out.exists() and source.resolve() == out.resolve()
+    occupied = out.is_dir() and any(p not in _stale_temporaries(out) for p in out.iterdir())
+    if config.overwrite and same:
+        raise ValidationError(
+            f"--overwrite with --resume {config.resume} into its own folder {out}: choose one (resume continues "
+            "the run; overwrite moves it aside and starts afresh)"
+        )
+    move_aside = None
+    if occupied and not same:
+        if not config.overwrite:
+            hint = f"--resume {out} to continue it, " if (out / RUN_FILE).is_file() else ""
+            raise ValidationError(
+                f"--out {out} is not empty: pass {hint}another --out, or --overwrite to move the old folder "
+                "aside (it is never mixed with a new run)"
+            )
+        move_aside = out.with_name(f"{out.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        n = 1
+        while move_aside.exists():
+            n += 1
+            move_aside = out.with_name(f"{out.name}.old-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+    parent = out.parent if not out.exists() else out
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValidationError(f"--out {out}: {parent} is not writable")
+    return _RunPlan(out, move_aside, source)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT (Ctrl-C) or SIGTERM during training; ``signum`` says which."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+
+
+class _Signals:
+    """SIGINT and SIGTERM raise :class:`Interrupted`, deferred while :meth:`protect` is active (a metrics row or
+    checkpoint being written); after the first signal, later ones only record themselves (the save finishes).
+
+    Installed only in the main thread (``signal`` allows no other).
+    """
+
+    def __init__(self):
+        self.depth = 0
+        self.pending: int | None = None
+        self.stopping = False
+        self.previous: dict[int, object] = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self.stopping or self.depth:
+            self.pending = self.pending or signum
+            return
+        raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def protect(self):
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if not self.depth and self.pending is not None and not self.stopping:
+            signum, self.pending = self.pending, None
+            raise Interrupted(signum)
 
 
 # ------------------------------------------------------------------------------------------------ loop
@@ -730,65 +1104,151 @@ def train_step(
 
 
 def train(config: TrainConfig, device=None, *, answer_parser=None) -> dict:
-    """Run (or resume) training; returns a summary. Ctrl-C saves a checkpoint and returns ``interrupted``.
+    """Run (or resume) training into the run folder ``config.out``; returns a summary.
 
-    ``answer_parser``: a Python callable ``str -> key | None`` replacing ``config.answer_parser``."""
+    Order: validate every field, load the data, check the folder (:func:`_plan_run`) and load the starting
+    state (the newest intact checkpoint when resuming) -- only then is anything written. SIGINT/SIGTERM save a
+    checkpoint and return ``interrupted`` (``signal`` names it); the manifest's status follows the run.
+    ``answer_parser``: a Python callable ``str -> key | None`` replacing ``config.answer_parser``.
+    """
     from tqdm.auto import tqdm
 
     config.validate()
     device = device or default_device()
     problems, _ = load_training_problems(config)
     views = check_compatible(config, problems)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    metrics_path = out / "metrics.jsonl"
+    plan = _plan_run(config)
+    out = plan.out
+    base_hash = model_hash(config.model) if Path(config.model).is_dir() else None
+    resumed_from, skipped = None, []
     if config.resume:
-        state = load_checkpoint(find_checkpoint(config.resume), config, device)
-        _rewrite_metrics(metrics_path, state.step)
+        saved = _saved_config(plan.source_run)
+        if saved is not None:
+            diffs = _config_conflicts(saved, config)
+            if diffs:
+                raise ValidationError(_conflict_message(str(plan.source_run), saved, config, diffs))
+        previous = read_manifest(plan.source_run)
+        if previous and previous.get("base_model_sha256") not in (None, base_hash):
+            raise ValidationError(
+                f"--resume {config.resume}: the base model {config.model} changed since the run started "
+                f"(sha256 {previous['base_model_sha256'][:12]}… then, {str(base_hash)[:12]}… now)"
+            )
+        state, resumed_from, skipped = load_newest_checkpoint(config.resume, config, device)
+        if state.step > config.steps:
+            raise ValidationError(
+                f"--steps {config.steps}: the checkpoint {resumed_from} is already at step {state.step}"
+            )
     else:
         state = fresh_state(config, device)
-        atomic_write_text(metrics_path, "")
     ref_model = load_reference(config, device)
-    state.model.train()
+
+    # ---- from here on files are written
+    if plan.move_aside is not None:
+        os.replace(out, plan.move_aside)
+        print(f"moved the previous contents of {out} to {plan.move_aside}", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in _stale_temporaries(out):
+        _remove(stale)
+        print(f"removed {stale} (left by an interrupted write)", file=sys.stderr)
+    metrics_path = out / "metrics.jsonl"
+    if config.resume:
+        note = f"resuming from {resumed_from} (step {state.step})"
+        print(note + "".join(f"; {why}" for why in skipped), file=sys.stderr)
+        same = plan.source_run.resolve() == out.resolve()
+        _rewrite_metrics(plan.source_run / "metrics.jsonl", metrics_path, state.step)
+        if same:  # checkpoints past the resumed step belong to a trajectory this run replaces
+            for p in out.iterdir():
+                n = _checkpoint_step(p)
+                if (n is not None and n > state.step) or (p.name == "final" and state.step < config.steps):
+                    _remove(p)
+    else:
+        atomic_write_text(metrics_path, "")
+    previous = read_manifest(out) if config.resume else None
+    manifest = {
+        "format": RUN_FORMAT,
+        "status": "running",
+        "config": dataclasses.asdict(config),
+        "code_version": code_version(),
+        "base_model": str(config.model),
+        "base_model_sha256": base_hash,
+        "created": (previous or {}).get("created") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "step": state.step,
+        "sessions": [
+            *(previous or {}).get("sessions", []),
+            {
+                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "from_step": state.step,
+                "resumed_from": str(resumed_from) if resumed_from else None,
+                "skipped_checkpoints": skipped,
+            },
+        ],
+    }
+    _write_manifest(out, manifest)
     atomic_write_text(out / "train_config.json", json.dumps(dataclasses.asdict(config), indent=2))
-    bar = tqdm(
-        total=config.steps,
-        initial=state.step,
-        desc=config.algorithm,
-        disable=not config.progress,
-        dynamic_ncols=True,
-    )
+    state.model.train()
     t_start = time.perf_counter()
-    interrupted = False
+    interrupted: Interrupted | None = None
     history: list[dict] = []
+    signals = _Signals()
     try:
-        while state.step < config.steps:
-            snapshot = (state.generator.get_state(), state.rng.bit_generator.state, state.step)
+        with signals:
+            bar = tqdm(
+                total=config.steps,
+                initial=state.step,
+                desc=config.algorithm,
+                disable=not config.progress,
+                dynamic_ncols=True,
+            )
             try:
-                metrics = train_step(state, ref_model, problems, views, config, answer_parser)
-            except KeyboardInterrupt:
-                if state.step == snapshot[2]:  # step not applied: rewind its RNG draws for an exact resume
-                    state.generator.set_state(snapshot[0])
-                    state.rng.bit_generator.state = snapshot[1]
-                raise
-            history.append(metrics)
-            with metrics_path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(metrics) + "\n")
-            bar.update(1)
-            bar.set_postfix(_postfix(metrics))
-            if config.checkpoint_every and state.step % config.checkpoint_every == 0:
-                save_checkpoint(state, config, out / f"checkpoint-{state.step}")
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        bar.close()
-    save_checkpoint(state, config, out / f"checkpoint-{state.step}")
-    if not interrupted:
-        save_checkpoint(state, config, out / "final")
+                while state.step < config.steps:
+                    snapshot = (state.generator.get_state(), state.rng.bit_generator.state, state.step)
+                    try:
+                        metrics = train_step(state, ref_model, problems, views, config, answer_parser)
+                    except KeyboardInterrupt:
+                        if state.step == snapshot[2]:  # step not applied: rewind its RNG draws for an exact resume
+                            state.generator.set_state(snapshot[0])
+                            state.rng.bit_generator.state = snapshot[1]
+                        raise
+                    with signals.protect():
+                        history.append(metrics)
+                        with metrics_path.open("a", encoding="utf-8") as fh:
+                            fh.write(json.dumps(metrics) + "\n")
+                        bar.update(1)
+                        bar.set_postfix(_postfix(metrics))
+                        if config.checkpoint_every and state.step % config.checkpoint_every == 0:
+                            save_checkpoint(state, config, out / f"checkpoint-{state.step}")
+            except KeyboardInterrupt as exc:
+                interrupted = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
+            finally:
+                bar.close()
+            signals.stopping = True  # a second signal must not cut the final save short
+            save_checkpoint(state, config, out / f"checkpoint-{state.step}")
+            if interrupted is None:
+                save_checkpoint(state, config, out / "final")
+    except BaseException as exc:
+        manifest.update(status="failed", step=state.step, error=f"{type(exc).__name__}: {exc}")
+        manifest["sessions"][-1].update(ended=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), to_step=state.step)
+        with contextlib.suppress(OSError):
+            _write_manifest(out, manifest)
+        raise
+    status = "interrupted" if interrupted is not None else "finished"
+    manifest.update(status=status, step=state.step)
+    manifest["sessions"][-1].update(
+        ended=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        to_step=state.step,
+        status=status,
+        **({"signal": signal.Signals(interrupted.signum).name} if interrupted is not None else {}),
+    )
+    _write_manifest(out, manifest)
     return {
         "steps": state.step,
         "seconds": time.perf_counter() - t_start,
-        "interrupted": interrupted,
+        "interrupted": interrupted is not None,
+        "signal": signal.Signals(interrupted.signum).name if interrupted is not None else None,
+        "exit_code": 128 + interrupted.signum if interrupted is not None else 0,
+        "status": status,
+        "resumed_from": str(resumed_from) if resumed_from else None,
+        "skipped_checkpoints": skipped,
         "out": str(out),
         "history": history,
         "model": state.model,
@@ -819,5 +1279,12 @@ __all__ = [
     "token_weights",
     "save_checkpoint",
     "load_checkpoint",
+    "load_newest_checkpoint",
     "find_checkpoint",
+    "verify_checkpoint",
+    "resolve_resume",
+    "read_manifest",
+    "run_dir_of",
+    "CheckpointError",
+    "Interrupted",
 ]

@@ -551,6 +551,7 @@ def simulate(models: Sequence[ReasoningDAG | Task], cfg: SimulationConfig, *, ou
 
         bar = tqdm(total=cfg.steps, desc=f"{cfg.algorithm} [{cfg.mode}]", leave=False)
     t0 = time.perf_counter()
+    finished = False
     try:
         for step in iterator:
             if step % log_every == 0 or step == cfg.steps:
@@ -572,13 +573,20 @@ def simulate(models: Sequence[ReasoningDAG | Task], cfg: SimulationConfig, *, ou
                     _step_deterministic(state, cfg, group_objective)
             if bar is not None:
                 bar.update(1)
+        finished = True
     finally:
         if bar is not None:
             bar.close()
         if handle is not None:
             handle.close()
+            if not finished:  # no half-written trajectory left behind
+                Path(str(path) + ".partial").unlink(missing_ok=True)
     if path is not None:
-        os.replace(str(path) + ".partial", path)
+        try:
+            os.replace(str(path) + ".partial", path)
+        except OSError:
+            Path(str(path) + ".partial").unlink(missing_ok=True)
+            raise
     final = []
     for p in prompts:
         nus = [forward(v, th).marginal for v, th in zip(p.views, p.logits)]

@@ -72,6 +72,8 @@ def make_objective(name: str, n_answers: int, **params: Any):
         if key in accepted:
             if val is not None:
                 kwargs[key] = val
+        elif key == "tau" and val == 0:
+            continue  # τ = 0 means "no objective term": consistent with a family that has no τ term
         elif val is not None:
             raise DomainError(
                 f"objective {name!r} does not use parameter {key!r} (got {val!r}); it takes {sorted(accepted)}"
