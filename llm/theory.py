@@ -223,14 +223,21 @@ def predict_constrained(
 
 
 def finite_group_prediction(objective: str, nu0: np.ndarray, beta: float, tau: float, G: int, *,
-                            reward: np.ndarray | None = None, estimator: str = "minimax_monotone") -> np.ndarray:
-    """The finite-G stationary point of expected GRPO (T10), RLOO centering, no std scaling (trainer defaults)."""
+                            reward: np.ndarray | None = None, estimator: str | None = None,
+                            rloo_aware: bool | None = None) -> np.ndarray:
+    """The finite-G stationary point of expected GRPO (T10), RLOO centering, no std scaling; the estimator and
+    the RLOO-aware table size (T11a) default to the trainer's (``TrainConfig``), so ν_G predicts its run."""
     from dagsim.grpo.analysis import finite_group_stationary
+    from dagsim.grpo.rewards import table_size_for
+    from llm.trainer import TrainConfig
 
+    defaults = TrainConfig()
+    estimator = defaults.estimator if estimator is None else estimator
+    rloo_aware = defaults.rloo_aware if rloo_aware is None else rloo_aware
     if len(nu0) == 1:
         return _support_floor(nu0)
     return finite_group_stationary(_support_floor(nu0), objective, G, beta, tau=tau, task_reward=reward,
-                                   estimator=estimator).nu
+                                   estimator=estimator, table_size=table_size_for("rloo", G, rloo_aware=rloo_aware)).nu
 
 
 def k3_loss_stationary(objective: str, nu0: np.ndarray, beta: float, tau: float, *,
@@ -516,7 +523,7 @@ def _table(results: dict) -> str:
         lines += ["", "Mean KL in nats (answer level; sequence level = mean of the last 5 training steps' estimates): "
                   + "; ".join(kls) + "."]
     lines += ["", "ν on each prompt's partition {answers with base mass ≥ min_answer_mass} ∪ {<rest>}; ν_G = "
-              "finite-G stationary point of expected GRPO (T10, minimax_monotone log estimator)."]
+              "finite-G stationary point of expected GRPO (T10, the trainer's log estimator and RLOO-aware tables)."]
     return "\n".join(lines) + "\n"
 
 
