@@ -440,8 +440,9 @@ def make_reward_func(
     doubly_loo = baseline == "doubly-loo"
     for name, g in (("group_size", group_size), ("eval_group_size", eval_group_size)):
         if doubly_loo and g is not None and g < 3:
-            raise ValidationError(f"baseline 'doubly-loo' recomputes rewards on groups of G − 1: {name} must be "
-                                  f">= 3, got {g}")
+            raise ValidationError(
+                f"baseline 'doubly-loo' recomputes rewards on groups of G − 1: {name} must be >= 3, got {g}"
+            )
     settings = RewardSettings(
         tau,
         estimator,
@@ -462,8 +463,10 @@ def make_reward_func(
         trainer = _trainer_of(kwargs)
         layout = _layout(trainer, group_size, eval_group_size, baseline)  # before any collective
         if doubly_loo and layout.group_size < 3:
-            raise ValidationError(f"baseline 'doubly-loo' recomputes rewards on groups of G − 1: "
-                                  f"{layout.g_setting} must be >= 3, got {layout.group_size}")
+            raise ValidationError(
+                f"baseline 'doubly-loo' recomputes rewards on groups of G − 1: {layout.g_setting} must be >= 3, "
+                f"got {layout.group_size}"
+            )
         n = len(prompts)
         keys = answers = truths = problem_ids = views = None
         local_error = None

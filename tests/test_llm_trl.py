@@ -475,3 +475,30 @@ def test_doubly_loo_with_plain_grpo_trainer_is_an_error_naming_the_subclass(tmp_
     trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=data, processing_class=tok)
     with pytest.raises(ValidationError, match="needs llm.trl_rewards.ALFTGRPOTrainer, not GRPOTrainer"):
         trainer.train()
+
+
+@pytest.mark.parametrize("algorithm,consensus", [("coherence-grpo", "geometric"), ("diversity-grpo", "none")])
+def test_doubly_loo_advantages_equal_the_trainers(algorithm, consensus):
+    """Parity with llm.trainer.score_groups under baseline doubly-loo, multi-view consensus included."""
+    G = 4
+    answers = ["3", "3", None, "5", "3", "7", "7", "3"]
+    views = ("Q: a\nA:", "Q: a'\nA:")
+    f = trl_rewards.make_reward_func(algorithm, group_size=G, consensus=consensus, baseline="doubly-loo")
+    extra = {"problem_id": ["p"] * 2 * G, "n_views": [2] * 2 * G} if consensus != "none" else {}
+    prompts = [views[0]] * G + [views[1]] * G if consensus != "none" else ["a"] * G + ["b"] * G
+    f(prompts=prompts, completions=_texts(answers), answer=["#### 3"] * 2 * G, **extra)
+    config = TrainConfig(algorithm=algorithm, group_size=G, consensus=consensus, baseline="doubly-loo", scale="none")
+    if consensus != "none":
+        problems = [Problem("p", views, "3")]
+        expected = score_groups(problems, _texts(answers), views=2, config=config, multipliers=np.zeros(1))
+        expected = expected.advantages.ravel()
+    else:
+        expected = np.concatenate([
+            score_groups([Problem(k, (k,), "3")], _texts(answers[s : s + G]), views=1, config=config,
+                         multipliers=np.zeros(1)).advantages.ravel()
+            for k, s in (("a", 0), ("b", G))
+        ])  # fmt: skip
+    np.testing.assert_allclose(f.last_advantages, expected, rtol=0, atol=1e-12)
+    plain = trl_rewards.make_reward_func(algorithm, group_size=G, consensus=consensus, baseline="mean")
+    r = np.array(plain(prompts=prompts, completions=_texts(answers), answer=["#### 3"] * 2 * G, **extra))
+    assert not np.allclose(f.last_advantages, (r.reshape(-1, G) - r.reshape(-1, G).mean(1, keepdims=True)).ravel())
