@@ -77,7 +77,12 @@ def check_output_file(path: str | os.PathLike, flag: str) -> Path:
     path = Path(path)
     if path.is_dir():
         raise ValidationError(f"{flag} {path}: is a folder; give a file name")
-    parent = path.parent
+    return _check_writable_parent(path, path.parent, flag)
+
+
+def _check_writable_parent(path: Path, start: Path, flag: str) -> Path:
+    """``path`` when the nearest existing folder at or above ``start`` is a writable folder, else why not."""
+    parent = start
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
@@ -92,11 +97,4 @@ def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValidationError(f"{flag} {path}: is a file; give a folder")
-    parent = path
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValidationError(f"{flag} {path}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValidationError(f"{flag} {path}: the folder {parent} is not writable")
-    return path
+    return _check_writable_parent(path, path, flag)

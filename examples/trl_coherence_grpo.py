@@ -49,7 +49,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--consensus", default="geometric", help="coherence-grpo: none, arithmetic, geometric, majority")
     p.add_argument("--tau", type=float, default=1.0, help="objective weight τ")
     p.add_argument("--estimator", default="aqp", help="log estimator (T12 AQP table)")
-    p.add_argument("--baseline", default="mean", help="mean (TRL's) or rloo (needs --scale-rewards none)")
+    p.add_argument(
+        "--baseline", default="mean",
+        help="mean (TRL's), rloo (needs --scale-rewards none) or doubly-loo (T11b, through ALFTGRPOTrainer)",
+    )  # fmt: skip
     p.add_argument("--scale-rewards", default="none", help="TRL's scale_rewards: none, group, batch")
     p.add_argument("--num-generations", type=int, default=4, help="G (num_generations, also for evaluation)")
     p.add_argument("--per-device-batch", type=int, default=8, help="per_device_train_batch_size (rows)")
@@ -157,7 +160,10 @@ def run(a: argparse.Namespace) -> dict:
         def on_step_end(self, args, state, control, **kwargs):
             stamps.append(time.perf_counter())
 
-    trainer = GRPOTrainer(
+    from llm.trl_rewards import ALFTGRPOTrainer  # GRPOTrainer + doubly-LOO advantages (T11b)
+
+    trainer_cls = ALFTGRPOTrainer if a.baseline == "doubly-loo" else GRPOTrainer
+    trainer = trainer_cls(
         model=model, reward_funcs=funcs, args=config, train_dataset=data, processing_class=tok, callbacks=[Timer()]
     )
     trainer.train()

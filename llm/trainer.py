@@ -679,19 +679,30 @@ def checkpoint_candidates(path: str | Path) -> list[Path]:
     return sorted(found, key=_checkpoint_step, reverse=True)
 
 
-def find_checkpoint(path: str | Path) -> Path:
-    """``path`` itself if it is a checkpoint, else the run directory's newest ``checkpoint-N`` that verifies."""
+def _newest_intact(path: str | Path, load=None):
+    """The newest checkpoint under ``path`` that verifies (and, with ``load``, loads): ``(candidate, loaded,
+    skipped reasons)``; a ValidationError listing every reason when none does."""
     path = Path(path)
     candidates = checkpoint_candidates(path)
     if not candidates:
         raise ValidationError(f"--resume {path}: no checkpoint found (expected {STATE_FILE} or checkpoint-N/)")
-    reasons = []
+    skipped = []
     for candidate in candidates:
         why = verify_checkpoint(candidate)
         if why is None:
-            return candidate
-        reasons.append(f"{candidate.name}: {why}")
-    raise ValidationError(f"--resume {path}: no intact checkpoint ({'; '.join(reasons)})")
+            if load is None:
+                return candidate, None, skipped
+            try:
+                return candidate, load(candidate), skipped
+            except CheckpointError as exc:
+                why = str(exc).split(": ", 1)[-1]
+        skipped.append(f"{candidate.name} skipped: {why}")
+    raise ValidationError(f"--resume {path}: no intact checkpoint ({'; '.join(skipped)})")
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """``path`` itself if it is a checkpoint, else the run directory's newest ``checkpoint-N`` that verifies."""
+    return _newest_intact(path)[0]
 
 
 #: Fields that may differ between a run and its resumption: its length, checkpoint cadence, display,
@@ -771,20 +782,8 @@ def load_checkpoint(path: Path, config: TrainConfig, device) -> RunState:
 
 def load_newest_checkpoint(path: str | Path, config: TrainConfig, device) -> tuple[RunState, Path, list[str]]:
     """The newest checkpoint under ``path`` that verifies and loads: ``(state, its path, skipped reasons)``."""
-    path = Path(path)
-    candidates = checkpoint_candidates(path)
-    if not candidates:
-        raise ValidationError(f"--resume {path}: no checkpoint found (expected {STATE_FILE} or checkpoint-N/)")
-    skipped = []
-    for candidate in candidates:
-        why = verify_checkpoint(candidate)
-        if why is None:
-            try:
-                return load_checkpoint(candidate, config, device), candidate, skipped
-            except CheckpointError as exc:
-                why = str(exc).split(": ", 1)[-1]
-        skipped.append(f"{candidate.name} skipped: {why}")
-    raise ValidationError(f"--resume {path}: no intact checkpoint ({'; '.join(skipped)})")
+    candidate, state, skipped = _newest_intact(path, lambda c: load_checkpoint(c, config, device))
+    return state, candidate, skipped
 
 
 def fresh_state(config: TrainConfig, device) -> RunState:

@@ -44,8 +44,21 @@ Baselines. TRL's advantage is ``(R_i − mean_group R) / (std + 1e-4)`` (``scale
 the division (``"none"``). ``baseline="rloo"`` returns ``G/(G−1)·R``, so TRL's mean-centred advantage under
 ``scale_rewards="none"`` equals the RLOO advantage ``R_i − mean_{j≠i} R_j`` exactly (T11 a, d; dagsim's
 default); under std scaling the factor cancels, so it is refused there. The doubly-leave-one-out baseline
-(T11 b) has no such form: its advantages need not sum to zero over a group and TRL always subtracts the
-group mean of what the reward function returns, so it is refused with that explanation.
+(T11 b) ``A_i = R_i − mean_{j≠i} R_j^{(−i)}`` has no such form: its advantages need not sum to zero over a
+group and TRL always subtracts the group mean of what the reward functions return. So ``baseline="doubly-loo"``
+needs :class:`ALFTGRPOTrainer`, a ``GRPOTrainer`` subclass: the reward function (which holds the whole
+generation batch after the gather) recomputes every group's rewards without each sample
+(``llm.rewards.doubly_loo_baselines``, as ``llm.trainer.score_groups``), forms the advantages with
+``llm.rewards.group_advantages`` and posts this process's rows to the trainer calling it, which puts them in
+place of TRL's ``advantages`` (the process's rows of the generation batch, before TRL shuffles and splits the
+batch over ``steps_per_generation`` steps; the completions log gets the whole batch's). The function returns
+the plain rewards ``R_i`` (what TRL logs). ``scale_rewards`` is applied as ``dagsim.grpo.advantages`` does:
+``"none"``; ``"group"`` divides by the group's reward std (ddof 1, as TRL) + 1e-4 and sets groups of equal
+rewards to 0; ``"batch"`` divides by the whole generation batch's reward std + 1e-4. Count tables are those
+of G samples for ``R_i`` and G − 1 for the baseline (T11b; ``rloo_aware`` does not apply). With plain
+``GRPOTrainer`` it is an error naming ``ALFTGRPOTrainer``; the doubly-LOO reward must be the trainer's only
+reward function (weight 1). Called outside a trainer it returns the rewards and keeps the advantages
+(scale "none") in ``reward_func.last_advantages``.
 
 Example (G from the config)::
 
@@ -69,12 +82,17 @@ from llm.rewards import (
     TIE_BREAK_CHOICES,
     Algorithm,
     RewardSettings,
+    doubly_loo_baselines,
     get_algorithm,
+    group_advantages,
     score_problem,
 )
 
-BRIDGE_BASELINES = ("mean", "rloo")
-"""``mean``: rewards as they are (TRL centres them); ``rloo``: ``G/(G−1)·R`` (exact RLOO under scale "none")."""
+BRIDGE_BASELINES = ("mean", "rloo", "doubly-loo")
+"""``mean``: rewards as they are (TRL centres them); ``rloo``: ``G/(G−1)·R`` (exact RLOO under scale "none");
+``doubly-loo``: T11b advantages put in place of TRL's by :class:`ALFTGRPOTrainer` (module docstring)."""
+TRL_ADVANTAGE_EPS = 1e-4
+"""The ε TRL 1.16 adds to the reward std in ``_generate_and_score_completions`` (used for doubly-LOO scaling)."""
 METRIC_NAMES = ("alft/answer_entropy", "alft/majority_ratio", "alft/n_unextracted")
 
 
@@ -129,6 +147,12 @@ def _layout(trainer, group_size: int | None, eval_group_size: int | None, baseli
         return Layout("direct", group_size, False)
     args = trainer.args
     n_proc = trainer.accelerator.num_processes
+    if baseline == "doubly-loo" and not getattr(trainer, "alft_takes_advantages", False):
+        raise ValidationError(
+            f"baseline='doubly-loo' needs llm.trl_rewards.ALFTGRPOTrainer, not {type(trainer).__name__}: TRL "
+            "subtracts the group mean of the returned rewards, and doubly-leave-one-out advantages need not sum "
+            "to zero over a group; build the trainer as ALFTGRPOTrainer(model=..., reward_funcs=..., args=...)"
+        )
     if getattr(trainer, "scale_rewards", "none") != "none" and baseline == "rloo":
         raise ValidationError(
             f"baseline='rloo' needs GRPOConfig(scale_rewards='none') (got {trainer.scale_rewards!r}): with std "
@@ -223,6 +247,8 @@ class BatchScores:
     """Mean over groups of the share of the group's most frequent answer."""
     n_unextracted: int
     """Completions of the batch without an extractable answer (the no-answer bucket)."""
+    baselines: np.ndarray | None = None
+    """(N,) doubly-LOO baselines ``mean_{j≠i} R_j^{(−i)}`` (T11b) when asked for, else None."""
 
 
 def _truth_of(raw) -> str | None:
@@ -240,12 +266,14 @@ def score_generation_batch(
     truths: Sequence | None = None,
     problem_ids: Sequence | None = None,
     n_views: Sequence[int] | None = None,
+    doubly_loo: bool = False,
 ) -> BatchScores:
     """Rewards of a whole generation batch, computed once per group (and per problem, multi-view).
 
     ``keys[i]`` identifies row i's prompt, ``answers[i]`` its extracted answer (``None`` = no answer),
     ``truths[i]`` its ground truth (``#### N`` or ``N``), ``problem_ids[i]`` / ``n_views[i]`` the problem it
-    is a view of and how many views that problem has (multi-view algorithms only).
+    is a view of and how many views that problem has (multi-view algorithms only). ``doubly_loo``: also each
+    row's T11b baseline, every view's group recomputed without the row (``llm.rewards.doubly_loo_baselines``).
     """
     G = layout.group_size
     groups = split_groups(keys, G, layout)
@@ -257,6 +285,7 @@ def score_generation_batch(
         for pid, views in problems.items():
             _check_views(pid, views, problem_ids, n_views, layout)
     rewards = np.zeros(len(keys))  # (N,)
+    baselines = np.zeros(len(keys)) if doubly_loo else None  # (N,)
     entropies, majority = [], []
     for views in problems.values():
         truth = None
@@ -269,6 +298,13 @@ def score_generation_batch(
                 )
         # the trainer's own path: keys -> indices -> no-answer index -> adapter (ttrl/empo as published)
         scored = score_problem(spec, [answers[g] for g in views], truth, settings)
+        if doubly_loo:
+            loo = doubly_loo_baselines(
+                spec.rewards, scored.indices, len(scored.answer_strings), scored.task_reward, settings,
+                no_answer=scored.no_answer,
+            )  # fmt: skip
+            for g, b in zip(views, loo, strict=True):
+                baselines[g] = b
         for g, r, i in zip(views, scored.rewards, scored.indices, strict=True):
             rewards[g] = r
             counts = np.bincount(i)
@@ -276,8 +312,9 @@ def score_generation_batch(
             entropies.append(float(-(p * np.log(p)).sum()))
             majority.append(counts.max() / G)
     return BatchScores(
-        rewards, float(np.mean(entropies)), float(np.mean(majority)), int(sum(a is None for a in answers))
-    )
+        rewards, float(np.mean(entropies)), float(np.mean(majority)), int(sum(a is None for a in answers)),
+        baselines,
+    )  # fmt: skip
 
 
 def _check_views(pid, views: list[slice], problem_ids, n_views, layout: Layout) -> None:
@@ -398,20 +435,20 @@ def make_reward_func(
         raise ValidationError(
             "constrained-grpo needs dual ascent across steps: use llm.trainer, not the TRL bridge"
         )
-    if baseline == "doubly-loo":
-        raise ValidationError(
-            "baseline 'doubly-loo' cannot be expressed through TRL: TRL subtracts the group mean of the "
-            "returned values, and doubly-leave-one-out advantages need not sum to zero over a group; use "
-            "llm.trainer for it, or baseline='rloo' with GRPOConfig(scale_rewards='none')"
-        )
     if baseline not in BRIDGE_BASELINES:
         raise ValidationError(f"baseline must be one of {BRIDGE_BASELINES}, got {baseline!r}")
+    doubly_loo = baseline == "doubly-loo"
+    for name, g in (("group_size", group_size), ("eval_group_size", eval_group_size)):
+        if doubly_loo and g is not None and g < 3:
+            raise ValidationError(
+                f"baseline 'doubly-loo' recomputes rewards on groups of G − 1: {name} must be >= 3, got {g}"
+            )
     settings = RewardSettings(
         tau,
         estimator,
         consensus if algorithm == "coherence-grpo" else "none",
         "sharpen",
-        rloo_aware=rloo_aware,
+        rloo_aware=rloo_aware and not doubly_loo,  # doubly-LOO: G-tables for R_i, (G-1)-tables for b_i (T11b)
         no_answer=no_answer,
         tie_break=tie_break,
         entropy_gate=entropy_gate,
@@ -423,7 +460,13 @@ def make_reward_func(
     multi_view = spec.needs_views or settings.consensus != "none"
 
     def reward_func(prompts, completions, **kwargs) -> list[float]:
-        layout = _layout(_trainer_of(kwargs), group_size, eval_group_size, baseline)  # before any collective
+        trainer = _trainer_of(kwargs)
+        layout = _layout(trainer, group_size, eval_group_size, baseline)  # before any collective
+        if doubly_loo and layout.group_size < 3:
+            raise ValidationError(
+                f"baseline 'doubly-loo' recomputes rewards on groups of G − 1: {layout.g_setting} must be >= 3, "
+                f"got {layout.group_size}"
+            )
         n = len(prompts)
         keys = answers = truths = problem_ids = views = None
         local_error = None
@@ -462,9 +505,20 @@ def make_reward_func(
 
         scores = score_generation_batch(
             cat(0), cat(1), spec=spec, settings=settings, layout=layout, truths=cat(2),
-            problem_ids=cat(3), n_views=cat(4),
+            problem_ids=cat(3), n_views=cat(4), doubly_loo=doubly_loo,
         )  # fmt: skip
         mine = scores.rewards[offset : offset + n]  # (n,) this process's rows
+        if doubly_loo:
+            G = layout.group_size
+            scale = getattr(trainer, "scale_rewards", "none") if trainer is not None else "none"
+            adv, _ = group_advantages(
+                scores.rewards.reshape(-1, G), "doubly-loo", scale, doubly_loo=scores.baselines.reshape(-1, G),
+                eps=TRL_ADVANTAGE_EPS,
+            )  # fmt: skip
+            adv = adv.ravel()  # (N,) the whole generation batch, rank order
+            reward_func.last_advantages = adv[offset : offset + n]
+            if trainer is not None:
+                trainer.alft_take_advantages(adv[offset : offset + n], adv)
         if baseline == "rloo":
             mine = mine * (layout.group_size / (layout.group_size - 1))
         log_metric = kwargs.get("log_metric")
@@ -478,6 +532,8 @@ def make_reward_func(
         return mine.tolist()
 
     reward_func.__name__ = f"alft_{algorithm.replace('-', '_')}"
+    reward_func.baseline = baseline
+    reward_func.last_advantages = None
     return reward_func
 
 
@@ -536,3 +592,69 @@ def make_reward_funcs(config, algorithm: str, *, dataset=None, **options) -> lis
                     f"{nv} x {G}: a problem's views would straddle two generation batches"
                 )
     return [make_reward_func(algorithm, group_size=G, eval_group_size=G_eval, **options)]
+
+
+def _alft_grpo_trainer_class():
+    """Build :class:`ALFTGRPOTrainer` on first use (``trl`` and ``torch`` are optional for this module)."""
+    import torch
+    from trl import GRPOTrainer
+
+    class ALFTGRPOTrainer(GRPOTrainer):
+        """``trl.GRPOTrainer`` whose advantages are those a reward function posted for the same rows (T11b).
+
+        A reward function of :func:`make_reward_func` with ``baseline="doubly-loo"`` calls
+        :meth:`alft_take_advantages` with this process's rows (and the whole batch's, for the completions log)
+        while TRL scores a generation batch; :meth:`_generate_and_score_completions` then replaces TRL's
+        ``output["advantages"]`` (this process's rows of the generation batch, in the order the reward function
+        saw them, before TRL shuffles and splits the batch over ``steps_per_generation`` steps) by them. With
+        no doubly-LOO reward function it is exactly ``GRPOTrainer``.
+        """
+
+        alft_takes_advantages = True
+        """Marker the reward functions check (plain GRPOTrainer has none: an error naming this class)."""
+
+        def alft_take_advantages(self, local, whole) -> None:
+            """Keep the advantages of this call: ``local`` (n,) this process's rows, ``whole`` (N,) all rows."""
+            self._alft_posted = (np.asarray(local, dtype=np.float64), np.asarray(whole, dtype=np.float64))
+
+        def _generate_and_score_completions(self, inputs):
+            self._alft_posted = None
+            output = super()._generate_and_score_completions(inputs)
+            posted, self._alft_posted = getattr(self, "_alft_posted", None), None
+            if posted is None:
+                return output
+            local, whole = posted
+            weights = [float(w) for w in self.reward_weights.tolist()]
+            if len(self.reward_funcs) != 1 or weights != [1.0]:
+                raise ValidationError(
+                    f"baseline='doubly-loo' replaces TRL's advantages by those of its reward function, so it must "
+                    f"be the only reward function with weight 1 (got {len(self.reward_funcs)} reward functions, "
+                    f"reward_weights={weights})"
+                )
+            advantages = output["advantages"]  # (n,) this process's rows
+            if tuple(advantages.shape) != local.shape:
+                raise RuntimeError(
+                    f"the doubly-LOO reward posted {local.shape[0]} advantages for {advantages.shape[0]} rows"
+                )
+            output["advantages"] = torch.as_tensor(local, dtype=advantages.dtype, device=advantages.device)
+            logged = self._logs["advantages"]  # TRL appended the whole batch's advantages last
+            for _ in range(min(len(whole), len(logged))):
+                logged.pop()
+            logged.extend(whole.tolist())
+            return output
+
+    ALFTGRPOTrainer.__module__ = __name__
+    ALFTGRPOTrainer.__qualname__ = "ALFTGRPOTrainer"
+    return ALFTGRPOTrainer
+
+
+_LAZY: dict = {}
+
+
+def __getattr__(name: str):
+    """``ALFTGRPOTrainer`` is built when first imported (``from llm.trl_rewards import ALFTGRPOTrainer``)."""
+    if name == "ALFTGRPOTrainer":
+        if name not in _LAZY:
+            _LAZY[name] = _alft_grpo_trainer_class()
+        return _LAZY[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -166,8 +166,8 @@ def test_rloo_transform_gives_the_rloo_advantage_after_trls_centring():
     np.testing.assert_allclose(centred, rloo, rtol=0, atol=1e-12)
     mean_only, _ = advantages(plain.reshape(-1, G), baseline="mean", scale="none")
     assert not np.allclose(centred, mean_only)  # control: the untransformed rewards give GRPO's mean baseline
-    with pytest.raises(ValidationError, match="doubly-leave-one-out advantages need not sum to zero"):
-        trl_rewards.make_reward_func("coherence-grpo", group_size=G, baseline="doubly-loo")
+    with pytest.raises(ValidationError, match="must be >= 3"):
+        trl_rewards.make_reward_func("coherence-grpo", group_size=2, baseline="doubly-loo")
 
 
 def test_make_reward_funcs_takes_g_from_the_config_and_checks_it(tmp_path):
@@ -325,3 +325,180 @@ def test_bridge_gives_the_published_label_free_rewards():
     assert empo(prompts=prompts, completions=_texts([None, None, "3", "3"])) == [0.25, 0.25, 0.5, 0.5]
     with pytest.raises(ValidationError, match="no_answer must be one of"):
         trl_rewards.make_reward_func("ttrl", group_size=G, no_answer="skip")
+
+
+# ------------------------------------------------------------------ doubly-leave-one-out through ALFTGRPOTrainer
+
+
+def _empo_doubly_loo_oracle(answers: list) -> np.ndarray:
+    """T11b by direct recount for EMPO (verl): R_j = (#samples with z_j, itself included) / group size, an
+    unparseable answer (None or "") a singleton; A_i = R_i − mean_{j≠i} R_j^{(−i)}, R_j^{(−i)} recounted on the
+    group without sample i. One group's answers -> (G,) advantages."""
+
+    def rewards(group):
+        n = len(group)
+        return [(1 if a in (None, "") else sum(b == a for b in group)) / n for a in group]
+
+    full = rewards(answers)
+    out = []
+    for i in range(len(answers)):
+        rest = answers[:i] + answers[i + 1 :]
+        out.append(full[i] - np.mean(rewards(rest)))
+    return np.array(out)
+
+
+def _ttrl_doubly_loo_oracle(answers: list) -> np.ndarray:
+    """T11b by direct recount for TTRL (published code): the pseudo-label is the most frequent parseable
+    answer (ties: first in sample order; None or "" out of the vote), R_j = 1[z_j = label] (0 without a label);
+    A_i = R_i − mean_{j≠i} R_j^{(−i)}, the label re-voted on the group without sample i."""
+
+    def rewards(group):
+        real = [a for a in group if a not in (None, "")]
+        if not real:
+            return [0.0] * len(group)
+        top = max(real.count(a) for a in real)
+        label = next(a for a in real if real.count(a) == top)
+        return [float(a == label) for a in group]
+
+    full = rewards(answers)
+    return np.array([full[i] - np.mean(rewards(answers[:i] + answers[i + 1 :])) for i in range(len(answers))])
+
+
+def test_doubly_loo_advantages_outside_a_trainer_match_the_recount():
+    G = 4
+    answers = ["3", "3", None, "5", "7", "7", "7", "1"]
+    f = trl_rewards.make_reward_func("empo", group_size=G, baseline="doubly-loo")
+    got = f(prompts=["a"] * G + ["b"] * G, completions=_texts(answers))
+    assert got == [0.5, 0.5, 0.25, 0.25, 0.75, 0.75, 0.75, 0.25]  # the plain rewards are returned
+    oracle = np.concatenate([_empo_doubly_loo_oracle(answers[:G]), _empo_doubly_loo_oracle(answers[G:])])
+    np.testing.assert_allclose(f.last_advantages, oracle, rtol=0, atol=1e-12)
+    # why TRL cannot express it: the advantages do not sum to zero over a group, mean-centring would
+    assert np.abs(oracle.reshape(-1, G).sum(axis=1)).min() > 0.1
+    r = np.array(got).reshape(-1, G)
+    assert not np.allclose(oracle, (r - r.mean(axis=1, keepdims=True)).ravel(), atol=1e-3)
+    answers = ["5", "3", "3", "5", "2", None, None, None]  # ttrl: a tie the first answer wins; a lone label
+    f = trl_rewards.make_reward_func("ttrl", group_size=G, baseline="doubly-loo")
+    f(prompts=["a"] * G + ["b"] * G, completions=_texts(answers))
+    oracle = np.concatenate([_ttrl_doubly_loo_oracle(answers[:G]), _ttrl_doubly_loo_oracle(answers[G:])])
+    np.testing.assert_allclose(f.last_advantages, oracle, rtol=0, atol=1e-12)
+
+
+def _tiny_grpo_setup(tmp_path, tiny_base, **overrides):
+    from datasets import Dataset
+    from trl import GRPOConfig
+
+    from llm.model import load_model
+    from llm.tasks import ArithmeticTaskConfig, split_problems
+
+    model, tok = load_model(tiny_base)
+    train, _ = split_problems(ArithmeticTaskConfig(n_views=2))
+    data = Dataset.from_list([{"prompt": p.views[0], "answer": p.answer} for p in train[:8]])
+    G = 4
+    kw = dict(
+        output_dir=str(tmp_path / "trl"), per_device_train_batch_size=4 * G, num_generations=G,
+        max_completion_length=24, max_steps=2, learning_rate=1e-3, logging_steps=1, report_to="none",
+        save_strategy="no", beta=0.0, scale_rewards="none", use_cpu=True, bf16=False, seed=0, disable_tqdm=True,
+        temperature=1.0, top_k=0,
+    )  # fmt: skip
+    kw.update(overrides)
+    return model, tok, data, GRPOConfig(**kw)
+
+
+@pytest.mark.parametrize("scale", ["none", "group"])
+def test_two_real_steps_train_on_the_doubly_loo_advantages(tmp_path, tiny_base, scale):
+    """ALFTGRPOTrainer trains on T11b's advantages (recounted here), not on TRL's mean-centred ones.
+
+    steps_per_generation = 2: one generation batch buffered over the two steps, shuffled by TRL."""
+    pytest.importorskip("trl")
+    from llm.trl_rewards import ALFTGRPOTrainer
+
+    G = 4
+    model, tok, data, args = _tiny_grpo_setup(
+        tmp_path, tiny_base, scale_rewards=scale, per_device_train_batch_size=2 * G, steps_per_generation=2
+    )
+    (reward,) = trl_rewards.make_reward_funcs(args, "ttrl", baseline="doubly-loo")
+    generated, trained = [], []
+
+    class Recording(ALFTGRPOTrainer):
+        def _generate_and_score_completions(self, inputs):
+            out = super()._generate_and_score_completions(inputs)
+            n = len(inputs)
+            generated.append(
+                (
+                    list(self._logs["extra"]["alft/answer"])[-n:],
+                    list(self._logs["rewards"][reward.__name__])[-n:],
+                    out["advantages"].double().numpy().copy(),
+                    list(self._logs["advantages"])[-n:],
+                )
+            )
+            return out
+
+        def _compute_loss(self, model, inputs):
+            trained.append(inputs["advantages"].double().numpy().copy())
+            return super()._compute_loss(model, inputs)
+
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    trainer = Recording(model=model, reward_funcs=[reward], args=args, train_dataset=data, processing_class=tok)
+    trainer.train()
+    assert trainer.state.global_step == 2 and len(generated) == 1 and len(trained) == 2
+    answers, rewards, advantages, logged = generated[0]
+    assert len(answers) == 4 * G
+    oracle = []
+    for k in range(0, len(answers), G):
+        a = _ttrl_doubly_loo_oracle(answers[k : k + G])
+        if scale == "group":  # dagsim's group scaling: std (ddof 1) + 1e-4; equal-reward groups get 0
+            r = np.array(rewards[k : k + G])
+            a = np.zeros(G) if r.max() == r.min() else a / (r.std(ddof=1) + 1e-4)
+        oracle.append(a)
+    oracle = np.concatenate(oracle)
+    np.testing.assert_allclose(advantages, oracle, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(logged, oracle, rtol=0, atol=1e-5)  # the completions log shows them too
+    # what the two optimizer steps used: TRL's shuffle and split of exactly these advantages
+    np.testing.assert_allclose(np.sort(np.concatenate(trained)), np.sort(advantages), rtol=0, atol=0)
+    # control: TRL's own advantages of the same rewards (mean-centred, optionally / std) differ
+    r = np.array(rewards).reshape(-1, G)
+    plain = r - r.mean(axis=1, keepdims=True)
+    if scale == "group":
+        plain = plain / (r.std(axis=1, ddof=1, keepdims=True) + 1e-4)
+    assert np.abs(plain.ravel() - oracle).max() > 1e-2
+    assert np.abs(oracle).max() > 0
+    changed = [k for k, v in model.named_parameters() if not np.array_equal(before[k].numpy(), v.detach().numpy())]
+    assert changed, "non-zero advantages but no parameter moved"
+
+
+def test_doubly_loo_with_plain_grpo_trainer_is_an_error_naming_the_subclass(tmp_path, tiny_base):
+    pytest.importorskip("trl")
+    from trl import GRPOTrainer
+
+    model, tok, data, args = _tiny_grpo_setup(tmp_path, tiny_base, max_steps=1, max_completion_length=4)
+    (reward,) = trl_rewards.make_reward_funcs(args, "empo", baseline="doubly-loo")
+    trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=data, processing_class=tok)
+    with pytest.raises(ValidationError, match="needs llm.trl_rewards.ALFTGRPOTrainer, not GRPOTrainer"):
+        trainer.train()
+
+
+@pytest.mark.parametrize("algorithm,consensus", [("coherence-grpo", "geometric"), ("diversity-grpo", "none")])
+def test_doubly_loo_advantages_equal_the_trainers(algorithm, consensus):
+    """Parity with llm.trainer.score_groups under baseline doubly-loo, multi-view consensus included."""
+    G = 4
+    answers = ["3", "3", None, "5", "3", "7", "7", "3"]
+    views = ("Q: a\nA:", "Q: a'\nA:")
+    f = trl_rewards.make_reward_func(algorithm, group_size=G, consensus=consensus, baseline="doubly-loo")
+    extra = {"problem_id": ["p"] * 2 * G, "n_views": [2] * 2 * G} if consensus != "none" else {}
+    prompts = [views[0]] * G + [views[1]] * G if consensus != "none" else ["a"] * G + ["b"] * G
+    f(prompts=prompts, completions=_texts(answers), answer=["#### 3"] * 2 * G, **extra)
+    config = TrainConfig(algorithm=algorithm, group_size=G, consensus=consensus, baseline="doubly-loo", scale="none")
+    if consensus != "none":
+        problems = [Problem("p", views, "3")]
+        expected = score_groups(problems, _texts(answers), views=2, config=config, multipliers=np.zeros(1))
+        expected = expected.advantages.ravel()
+    else:
+        expected = np.concatenate([
+            score_groups([Problem(k, (k,), "3")], _texts(answers[s : s + G]), views=1, config=config,
+                         multipliers=np.zeros(1)).advantages.ravel()
+            for k, s in (("a", 0), ("b", G))
+        ])  # fmt: skip
+    np.testing.assert_allclose(f.last_advantages, expected, rtol=0, atol=1e-12)
+    plain = trl_rewards.make_reward_func(algorithm, group_size=G, consensus=consensus, baseline="mean")
+    r = np.array(plain(prompts=prompts, completions=_texts(answers), answer=["#### 3"] * 2 * G, **extra))
+    assert not np.allclose(f.last_advantages, (r.reshape(-1, G) - r.reshape(-1, G).mean(1, keepdims=True)).ravel())

@@ -10,6 +10,8 @@ require the same rewards and the same logged metrics. Layouts:
   RLOO transform with ``scale_rewards="none"`` (TRL's advantages must equal dagsim's RLOO advantages).
 - ``views``: 2-view problems, one group per process, so a problem's two views are on different processes.
 - ``eval_split``: evaluation with per_device_eval_batch_size = 3, num_generations_eval = 2 (a split group).
+- ``doubly_loo``: the split layout with ``baseline="doubly-loo"`` through ``ALFTGRPOTrainer``: each rank
+  trains on its own rows of the whole batch's T11b advantages.
 - ``mismatch`` (bound G 4, num_generations 8), ``eval_mismatch`` (bound 4, num_generations_eval 2) and
   ``strict`` (the split layout under ``strict=True``): each must fail with its error on both ranks.
 """
@@ -70,14 +72,26 @@ def _recorded(func, calls: list):
     return wrapped
 
 
-def _run(name: str, base: str, out: str, *, args, funcs, train=None, evaluate=None) -> dict:
+def _run(name: str, base: str, out: str, *, args, funcs, train=None, evaluate=None, doubly_loo=False) -> dict:
     from trl import GRPOTrainer
 
     from llm.model import load_model
 
     model, tok = load_model(base)
     calls: list = []
-    trainer = GRPOTrainer(
+    local_advantages: list = []
+    trainer_cls = GRPOTrainer
+    if doubly_loo:
+        from llm.trl_rewards import ALFTGRPOTrainer
+
+        class Recording(ALFTGRPOTrainer):  # the rows this rank trains on, before TRL's shuffle
+            def _generate_and_score_completions(self, inputs):
+                output = super()._generate_and_score_completions(inputs)
+                local_advantages.append(output["advantages"].tolist())
+                return output
+
+        trainer_cls = Recording
+    trainer = trainer_cls(
         model=model,
         reward_funcs=[_recorded(f, calls) for f in funcs],
         args=args,
@@ -85,7 +99,7 @@ def _run(name: str, base: str, out: str, *, args, funcs, train=None, evaluate=No
         eval_dataset=evaluate,
         processing_class=tok,
     )
-    record = {"calls": calls}
+    record = {"calls": calls, "local_advantages": local_advantages}
     try:
         if evaluate is not None:
             trainer.evaluate()
@@ -116,6 +130,12 @@ def worker(base: str, out: str) -> None:
     results = {}
 
     args = _config(tmp, per_device_train_batch_size=6, num_generations=4, scale_rewards="none")
+    long = _config(tmp, per_device_train_batch_size=6, num_generations=4, max_completion_length=24,
+                   scale_rewards="none")  # fmt: skip
+    results["doubly_loo"] = _run(
+        "doubly_loo", base, out, args=long, train=single, doubly_loo=True,
+        funcs=make_reward_funcs(long, "ttrl", baseline="doubly-loo"),
+    )  # fmt: skip
     results["split"] = _run(
         "split", base, out, args=args, train=single,
         funcs=make_reward_funcs(args, "coherence-grpo", consensus="none", baseline="rloo"),
@@ -235,6 +255,31 @@ def test_a_group_split_across_processes_gets_the_single_process_rewards(ranks):
     rewards = np.array(_single_process(plain, batch)[0]).reshape(-1, G)
     rloo, _ = advantages(rewards, baseline="rloo", scale="none")
     np.testing.assert_allclose(ranks[0]["split"]["advantages"], rloo.ravel(), rtol=0, atol=1e-5)
+
+
+def test_doubly_loo_split_across_processes_trains_each_rank_on_its_rows_of_the_recount(ranks):
+    from llm.answers import extract_answers
+    from llm.trl_rewards import make_reward_func
+    from tests.test_llm_trl import _ttrl_doubly_loo_oracle
+
+    G = 4
+    assert all(r["doubly_loo"].get("global_step") == 2 for r in ranks), [r["doubly_loo"].get("error") for r in ranks]
+    single = make_reward_func("ttrl", group_size=G, baseline="doubly-loo")
+    differ = []
+    for k in range(2):
+        batch = _whole_batch(ranks, "doubly_loo", k)
+        assert batch["sizes"] == [6, 6] and batch["prompts"][4:8] == [batch["prompts"][4]] * G  # a split group
+        answers = extract_answers(batch["completions"])
+        oracle = np.concatenate([_ttrl_doubly_loo_oracle(answers[g : g + G]) for g in range(0, 12, G)])
+        trained = [x for r in ranks for x in r["doubly_loo"]["local_advantages"][k]]  # rank order
+        np.testing.assert_allclose(trained, oracle, rtol=0, atol=1e-6)
+        got, _ = _single_process(single, batch)
+        assert batch["rewards"] == got
+        np.testing.assert_allclose(single.last_advantages, oracle, rtol=0, atol=1e-12)
+        rewards = np.array(got).reshape(-1, G)  # control: TRL's mean-centred advantages of the same rewards
+        differ.append(not np.allclose((rewards - rewards.mean(axis=1, keepdims=True)).ravel(), oracle, atol=1e-3))
+    assert any(differ), "no batch had an answer: the test cannot tell doubly-LOO from TRL's advantages"
+    np.testing.assert_allclose(ranks[0]["doubly_loo"]["advantages"], oracle, rtol=0, atol=1e-6)  # the log
 
 
 def test_a_problems_views_on_two_processes_get_the_consensus_of_all_views(ranks):
