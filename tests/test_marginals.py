@@ -9,7 +9,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dagsim import marginals as M
-from dagsim.errors import DomainError
+from dagsim.errors import DomainError, ValidationError
 from dagsim.generators import ArithmeticProblem, arithmetic_dag, layered_lattice, random_dag
 from tests.strategies import dag_and_logits, reasoning_dags
 
@@ -163,9 +163,12 @@ def test_reference_logits_roundtrip_and_occupancy():
 
 def test_edge_policy_rejects_bad_logits():
     dag = layered_lattice(2, 1, 2)
-    with pytest.raises(Exception, match="NaN"):
+    with pytest.raises(ValidationError, match=r"^logits contain NaN or \+inf$"):
         M.edge_policy(dag, np.full(dag.n_edges, np.nan))
-    with pytest.raises(Exception, match="shape"):
+    with pytest.raises(ValidationError, match=r"^logits contain NaN or \+inf$"):
+        M.edge_policy(dag, np.full(dag.n_edges, np.inf))
+    bad_shape = rf"^logits have shape \({dag.n_edges + 1},\), expected \({dag.n_edges},\)$"
+    with pytest.raises(ValidationError, match=bad_shape):
         M.edge_policy(dag, np.zeros(dag.n_edges + 1))
 
 
