@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dagsim.errors import DomainError
+from dagsim.errors import DomainError, ValidationError
 from dagsim.grpo import (
     advantages,
     consensus_group_rewards,
@@ -193,8 +193,11 @@ def test_effective_reward_errors():
         effective_reward("ttrl", nu, 4, method="binomial")
     with pytest.raises(DomainError, match="MAX_COMPOSITIONS"):
         effective_reward("ttrl", np.full(12, 1 / 12), 24)
-    with pytest.raises(Exception, match="sum to 1"):
+    bad_sum = r"^nu must be non-negative and sum to 1 \(±1e-09\), got sum (np\.float64\()?{}\)?$"
+    with pytest.raises(ValidationError, match=bad_sum.format(r"1\.1")):
         effective_reward("entropy", np.array([0.5, 0.6]), 4)
+    with pytest.raises(ValidationError, match=bad_sum.format(r"1\.0")):  # sums to 1 but has a negative entry
+        effective_reward("entropy", np.array([1.5, -0.5]), 4)
 
 
 # ----------------------------------------------------------------------------- multi-view --------
