@@ -125,9 +125,14 @@ def test_t2_alternating_best_response_is_monotone_for_convex_sharpen(k, beta, da
     run = dyn.alternating_best_response(game, 500)
     objective = np.array([h["objective"] for h in run.history])
     assert np.all(np.diff(objective) >= -1e-12)
-    star = obj.closed_form(nu0, beta)
-    # exploitability ~ (β−τ)·error², so near τ ≈ β the marginal error is ~sqrt(1e-13 / (β−τ)).
-    assert np.abs(run.nus[0] - star).max() <= 1e-5 or run.iterations == 500
+    assert len(objective) == run.iterations + 1 and objective[-1] > objective[0] - 1e-12
+    # τ ≤ 0.9β: the log-space map contracts by τ/β ≤ 0.9, so 500 rounds always reach the E4 floor (0.9^500 ≈
+    # 1e-23); convergence is asserted, not excused, and the residual is the measured exploitability.
+    assert run.exploitability <= 10 * dyn.EXPLOITABILITY_FLOOR
+    assert run.exploitability == pytest.approx(game.exploitability(run.nus), abs=1e-15)
+    star = obj.closed_form(nu0, beta)  # independent oracle: the T2 closed form, not the iteration
+    # exploitability ~ (β−τ)·error², so near τ ≈ β the marginal error is ~sqrt(1e-12 / (β−τ)) ≤ 5e-6.
+    assert np.abs(run.nus[0] - star).max() <= 1e-5
 
 
 def test_control_wrong_beta_in_gibbs_is_not_an_equilibrium():
