@@ -545,6 +545,12 @@ def bpe_checkpoint(tmp_path_factory):
 
 
 def test_cli_json_and_table(bpe_checkpoint, capsys):
+    import re
+
+    from llm.answers import resolve_answer_parser
+    from llm.model import load_model
+    from llm.tasks import split_problems, task_config_of
+
     argv = [
         "--model",
         str(bpe_checkpoint),
@@ -555,7 +561,9 @@ def test_cli_json_and_table(bpe_checkpoint, capsys):
         "--max-new-tokens",
         "3",
         "--max-expansions",
-        "20",
+        "60",  # enough for a finished completion on this random model (20 finish none: empty bounds)
+        "--budget-seconds",
+        "0",  # no wall-clock stop: the run is deterministic, so it can be compared field by field
         "--temperature",
         "0.5",
         "--device",
@@ -563,14 +571,44 @@ def test_cli_json_and_table(bpe_checkpoint, capsys):
     ]
     assert main_marginals(argv + ["--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert len(out["prompts"]) == 2
-    for row in out["prompts"]:
-        assert row["prompt"].startswith("Q: ") and row["n_completions"] >= 0
-        assert 0.0 <= row["covered_mass"] <= 1.0
+    assert list(out) == ["prompts"] and len(out["prompts"]) == 2
+    # The prompts are the first views of the embedded task's held-out split, in order.
+    held_out = [v for p in split_problems(task_config_of(str(bpe_checkpoint)))[1] for v in p.views][:2]
+    assert [row["prompt"] for row in out["prompts"]] == held_out
+    # Oracle for the wiring: the library called directly with the arguments the flags name.
+    model, tokenizer = load_model(str(bpe_checkpoint), device="cpu")
+    keys = ["prompt", "answer_bounds", "covered_mass", "residual", "truncated_mass", "n_completions",
+            "n_expansions", "seconds", "stopped_by", "strategy"]
+    for row, prompt in zip(out["prompts"], held_out):
+        assert list(row) == keys
+        direct = certified_marginal(
+            model, tokenizer, prompt, extract_answer=resolve_answer_parser("", embedded_task=True), mass=0.99,
+            max_new_tokens=3, temperature=0.5, budget_seconds=None, max_expansions=60, batch_size=64,
+        ).to_json()
+        assert {k: v for k, v in row.items() if k != "seconds"} == {
+            k: (v if k != "answer_bounds" else {a: list(b) for a, b in v.items()})
+            for k, v in direct.items() if k != "seconds"
+        }
+        assert row["n_expansions"] == 60 and row["stopped_by"] == "budget"  # the expansion budget stopped it
+        assert row["n_completions"] >= 1 and row["answer_bounds"] and 0.0 < row["covered_mass"] < 1.0
+        assert row["residual"] == pytest.approx(1.0 - row["covered_mass"])
+        assert math.fsum(lo for lo, _ in row["answer_bounds"].values()) == pytest.approx(
+            row["covered_mass"], abs=LEDGER_ATOL)
         for lo, hi in row["answer_bounds"].values():
-            assert 0.0 <= lo <= hi <= 1.0 and math.isclose(hi - lo, 1.0 - row["covered_mass"], abs_tol=1e-12)
+            assert 0.0 <= lo <= hi <= 1.0 and math.isclose(hi - lo, row["residual"], abs_tol=1e-12)
     assert main_marginals(argv) == 0
-    assert "answer" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    for index, row in enumerate(out["prompts"]):
+        header = [ln for ln in lines if ln.startswith(f"prompt {index}: ")]
+        assert header == [f"prompt {index}: {row['prompt']!r}"]
+        assert f"covered {row['covered_mass']:.6f} ({row['stopped_by']}), residual {row['residual']:.2e}, " \
+            f"{row['n_completions']} completions, {row['n_expansions']} expansions, " in text
+    cells = [re.findall(r"[^\s│┃]+", ln) for ln in lines]
+    for row in out["prompts"]:
+        for label, (lo, hi) in list(row["answer_bounds"].items())[:15]:
+            assert [*label.split(), f"{lo:.6f}", f"{hi:.6f}"] in cells, (label, lo, hi, text)
+        assert ["(any", "other)", "0", f"{row['residual']:.6f}"] in cells
 
 
 def test_cli_reports_errors(bpe_checkpoint, tmp_path, capsys):
