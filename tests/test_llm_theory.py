@@ -123,6 +123,41 @@ def test_pipeline_end_to_end_writes_finite_tvs(tiny_model_dir, tmp_path):
             assert 0.0 <= rec["covered_mass_T"] <= 1.0 + 1e-9
             assert np.all(np.isfinite([t for _, t in rec["tv_series"]]))
         assert res["train_config"]["temperature"] == 1.0 and res["train_config"]["loss_type"] == "dapo"
-    assert "| sharpen |" in open(paths["md"]).read()
+    beta, tau = config.beta, config.tau
+    exponent = {"sharpen": beta / (beta - tau), "entropy": beta / (beta + tau)}  # THEORY §4 power laws
+    for name, res in data["objectives"].items():
+        for rec, other in zip(res["prompts"], data["objectives"]["sharpen"]["prompts"], strict=True):
+            assert rec["nu0"] == other["nu0"]  # one base certification shared by every objective
+            labels = list(rec["nu0"])
+            assert labels[-1] == REST
+            nu0, star, nu_t = (np.array([rec[k][z] for z in labels]) for k in ("nu0", "nu_star", "nu_T"))
+            # Independent oracle for ν*: the closed form on the (floored) base marginal, not dagsim's solver.
+            expected = np.maximum(nu0, 1e-15) ** exponent[name]
+            np.testing.assert_allclose(star, expected / expected.sum(), atol=ATOL_CLOSED)
+            assert rec["tv_star_0"] == pytest.approx(0.5 * np.abs(star - nu0).sum(), abs=1e-12)
+            assert rec["tv_star_T"] == pytest.approx(0.5 * np.abs(star - nu_t).sum(), abs=1e-12)
+            assert rec["tv_0_T"] == pytest.approx(0.5 * np.abs(nu0 - nu_t).sum(), abs=1e-12)
+            assert rec["tv_series"][0] == [0, rec["tv_star_0"]] and rec["tv_series"][-1] == [2, rec["tv_star_T"]]
+            assert rec["nu_series"][-1] == [2, rec["nu_T"]]
+            assert rec["mode_star"] == labels[int(np.argmax(star))]
+            assert rec["mode_agree"] == (rec["mode_star"] == rec["mode_T"])
+        s = res["summary"]
+        for key in ("tv_star_T", "tv_star_0", "tv_0_T"):
+            vals = [rec[key] for rec in res["prompts"]]
+            assert s[key]["median"] == pytest.approx(float(np.median(vals)), abs=1e-15)
+            assert s[key]["mean"] == pytest.approx(float(np.mean(vals)), abs=1e-15)
+        assert s["tv_vs_step"][0]["median"] == s["tv_star_0"]["median"]
+        assert s["tv_vs_step"][-1]["median"] == pytest.approx(s["tv_star_T"]["median"], abs=1e-15)
+    md = open(paths["md"]).read()
+    for name, res in data["objectives"].items():  # each objective's table row is the JSON's summary
+        s = res["summary"]
+        row = [ln for ln in md.splitlines() if ln.startswith(f"| {name} | ")]
+        assert len(row) == 1
+        assert row[0].startswith(f"| {name} | {res['algorithm']} | {s['tv_star_T']['median']:.3f} "
+                                 f"| {s['tv_star_T']['p90']:.3f} | {s['tv_star_0']['median']:.3f} "
+                                 f"| {s['tv_star_0']['p90']:.3f} | {s['tv_star_G']['median']:.3f} "
+                                 f"| {s['mode_agreement']:.2f} | ")
+    assert {data["objectives"]["sharpen"]["algorithm"], data["objectives"]["entropy"]["algorithm"]} == {
+        "coherence-grpo", "diversity-grpo"}
     merged = combine([data], ablation=data)
     assert list(merged["objectives"]) == ["sharpen", "entropy"] and "Ablation" in markdown_table(merged)
