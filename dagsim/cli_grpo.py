@@ -9,6 +9,7 @@ from dataclasses import fields
 from dagsim.cli import _print_json, _table, command, load_model_file
 from dagsim.cli_game import _positive, parse_tau
 from dagsim.grpo.algorithms import ALGORITHMS
+from dagsim.grpo.rewards import CONSENSUS_KINDS, NO_ANSWER_CHOICES, TIE_BREAKS
 from dagsim.grpo.simulator import (
     BASELINES,
     ESTIMATORS,
@@ -45,7 +46,7 @@ def _simulate(p: argparse.ArgumentParser):
     p.add_argument("--beta", type=_positive, default=d["beta"], help=_field_help("beta"))
     p.add_argument("--tau", type=parse_tau, default=d["tau"], help=_field_help("tau"))
     p.add_argument("--order", type=float, default=None, help=_field_help("order"))
-    p.add_argument("--consensus", choices=["arithmetic", "geometric", "majority"], default=d["consensus"],
+    p.add_argument("--consensus", choices=list(CONSENSUS_KINDS), default=d["consensus"],
                    help=_field_help("consensus"))
     p.add_argument("--mode", required=True, choices=MODES, help=_field_help("mode"))
     p.add_argument("--group-size", type=int, default=d["group_size"], help=_field_help("group_size"))
@@ -63,8 +64,8 @@ def _simulate(p: argparse.ArgumentParser):
     p.add_argument("--natural", action="store_true", help=_field_help("natural"))
     p.add_argument("--label-free", action="store_true", help=_field_help("label_free"))
     # ttrl/empo conventions (issue #16: defaults = the published code)
-    p.add_argument("--tie-break", choices=["first", "split"], default=d["tie_break"], help=_field_help("tie_break"))
-    p.add_argument("--no-answer", choices=["auto", "drop", "singleton", "pool"], default=d["no_answer"],
+    p.add_argument("--tie-break", choices=list(TIE_BREAKS), default=d["tie_break"], help=_field_help("tie_break"))
+    p.add_argument("--no-answer", choices=list(NO_ANSWER_CHOICES), default=d["no_answer"],
                    help=_field_help("no_answer"))
     p.add_argument("--no-answer-label", default=None, metavar="LABEL", help=_field_help("no_answer_label"))
     p.add_argument("--entropy-gate", action="store_true", help=_field_help("entropy_gate"))

@@ -24,3 +24,12 @@ class InfeasibleError(SolverError):
 
 class DomainError(DagsimError):
     """A parameter (beta, tau, order, ...) lies outside the domain where an objective/solver is defined."""
+
+
+class UnknownNameError(ValidationError, DomainError):
+    """A name (algorithm, estimator, baseline, consensus kind, ...) that its registry does not hold.
+
+    One type for every registry (``dagsim.registry.lookup``): it is a :class:`ValidationError` (a bad
+    argument naming its field) and a :class:`DomainError` (outside the registered choices), so callers that
+    catch either keep working; the CLI reports it like any :class:`DagsimError` (exit 2).
+    """

@@ -30,6 +30,7 @@ import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -39,8 +40,14 @@ from scipy.optimize import linprog, minimize_scalar
 from scipy.special import betaln, comb, gammaln, xlog1py, xlogy
 
 from dagsim.errors import DomainError, SolverError, ValidationError
+from dagsim.registry import lookup
 
 __all__ = [
+    "ESTIMATORS",
+    "ESTIMATOR_NAMES",
+    "LOG_ESTIMATORS",
+    "GroupEstimator",
+    "group_estimator",
     "LOG_ESTIMATOR_KINDS",
     "POWER_ESTIMATOR_KINDS",
     "LOO_ZERO_COUNT_FLOOR",
@@ -67,11 +74,70 @@ __all__ = [
     "worst_case_bias",
 ]
 
+
+
+# ================================================================================================
+# The estimator registry: the one source of the ``--estimator`` names
+# ================================================================================================
+@dataclass(frozen=True)
+class GroupEstimator:
+    """One ``estimator`` choice of a group reward: which count table estimates ``log p`` and which ``p^a``.
+
+    ``log_kind``: the :func:`log_estimator_table` kind, or None when no count table can estimate ``log p``
+    (T8: "unbiased"). ``power_kind``: the :func:`power_estimator_table` kind. The group rewards
+    (``dagsim.grpo.rewards``), the simulator, the LLM trainer and the TRL bridge all read the tables
+    through this spec (:meth:`log_table`, :meth:`power_table`).
+    """
+
+    name: str
+    log_kind: str | None
+    power_kind: str
+    description: str
+
+    def log_table(self, G: int, what: str = "log objectives") -> np.ndarray:
+        """The ``(G,)`` table estimating ``log p`` (T8; DomainError when none exists, ``what`` names the use)."""
+        if self.log_kind is None:
+            raise DomainError(
+                f"estimator {self.name!r} is impossible for {what}: no function of the LOO count is unbiased "
+                f"for log p (T8); use one of {list(LOG_ESTIMATORS)}"
+            )
+        return log_estimator_table(G, self.log_kind)
+
+    def power_table(self, G: int, power: float) -> np.ndarray:
+        """The ``(G,)`` table estimating ``p^power`` (T7: the U-statistic wherever the kind allows it)."""
+        return power_estimator_table(G, power, self.power_kind)
+
+
+#: Every estimator of the group rewards, by name (T7, T8, T12).
+ESTIMATORS: dict[str, GroupEstimator] = {
+    e.name: e
+    for e in (
+        GroupEstimator("plugin", "plugin", "plugin", "self-counting plug-in (C + 1)/G"),
+        GroupEstimator("loo", "loo", "loo", "leave-one-out frequency C/(G − 1) (a zero count floored at 1/2)"),
+        GroupEstimator("unbiased", None, "unbiased", "T7's U-statistics; impossible for log p (T8)"),
+        GroupEstimator("minimax", "minimax", "minimax", "T8's minimax LP table (least bias, noisy past G ≈ 8)"),
+        GroupEstimator("minimax_monotone", "minimax_monotone", "minimax_monotone",
+                       "the minimax LP restricted to nondecreasing tables"),
+        # T12 "augmented": the log part is the AQP table, the polynomial parts keep their U-statistics
+        # (the monotone minimax kind is the U-statistic whenever one exists)
+        GroupEstimator("aqp", "aqp", "minimax_monotone", "T12's variance-aware log table (κ = 2)"),
+    )
+}
+#: The estimator names, in registry order (``choices=`` of every ``--estimator`` flag).
+ESTIMATOR_NAMES = tuple(ESTIMATORS)
+#: The estimators that have a ``log p`` table (every reward with a log term accepts only these).
+LOG_ESTIMATORS = tuple(name for name, e in ESTIMATORS.items() if e.log_kind is not None)
 #: Kinds of ``log p`` tables. "unbiased" is deliberately absent: no count function is unbiased for
 #: ``log p`` (T8). "minimax_monotone" is an extension (see ``log_estimator_table``).
-LOG_ESTIMATOR_KINDS = ("plugin", "loo", "minimax", "minimax_monotone", "aqp")
+LOG_ESTIMATOR_KINDS = tuple(dict.fromkeys(e.log_kind for e in ESTIMATORS.values() if e.log_kind is not None))
 #: Kinds of ``p^a`` tables.
-POWER_ESTIMATOR_KINDS = ("plugin", "loo", "unbiased", "minimax", "minimax_monotone")
+POWER_ESTIMATOR_KINDS = tuple(dict.fromkeys(e.power_kind for e in ESTIMATORS.values()))
+
+
+def group_estimator(name: str, field: str = "estimator") -> GroupEstimator:
+    """The registered estimator ``name`` (``UnknownNameError`` naming ``field`` otherwise)."""
+    return lookup(ESTIMATORS, name, "estimator", field)
+
 
 #: The LOO log/negative-power estimators replace a zero LOO count by this many counts, so that
 #: ``log(max(C, 1/2) / (G-1))`` stays finite ("half a count", as in the Krichevsky–Trofimov add-1/2

@@ -29,16 +29,68 @@ from collections.abc import Callable
 import numpy as np
 
 from dagsim.errors import DomainError, ValidationError
+from dagsim.registry import check_name, lookup
 
-__all__ = ["ADVANTAGE_EPS", "STD_DDOF", "BASELINES", "SCALES", "advantages", "doubly_loo_baseline",
+__all__ = ["ADVANTAGE_EPS", "STD_DDOF", "BASELINES", "SCALES", "CENTERINGS", "SCALINGS", "RLOO_AWARE_BASELINES",
+           "advantages",
+           "doubly_loo_baseline",
            "doubly_loo_advantages", "doubly_loo_rule", "rescale_advantages"]
 
 #: Added to the standard deviation before dividing ("group"/"batch" scaling); TRL's GRPO default.
 ADVANTAGE_EPS = 1e-4
 #: Delta degrees of freedom of the std (1 = sample std, torch.std's default used by TRL/DeepSeek GRPO).
 STD_DDOF = 1
-BASELINES = ("rloo", "mean", "none", "doubly-loo")
-SCALES = ("none", "group", "batch")
+
+
+def _rloo_centered(g2: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """T11 RLOO: ``g_i − mean_{j≠i} g_j = G/(G−1) (g_i − mean_j g_j)``, rewards (B, G), mean (B, 1)."""
+    G = g2.shape[1]
+    return (G / (G - 1)) * (g2 - mean)
+
+
+def _mean_centered(g2: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """GRPO's self-inclusive mean: ``g_i − mean_j g_j`` ((G−1)/G times RLOO, T11d)."""
+    return g2 - mean
+
+
+def _uncentered(g2: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """No baseline (plain REINFORCE)."""
+    return g2.copy()
+
+
+#: The advantage baselines (T11), by name: ``centering(rewards (B, G), group mean (B, 1)) -> (B, G)``;
+#: "doubly-loo" (T11b) needs the answers and the reward rule (:func:`doubly_loo_advantages`), so it has no
+#: centering of the rewards alone (None). The one source of the ``--baseline`` names.
+CENTERINGS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray] | None] = {
+    "rloo": _rloo_centered,
+    "mean": _mean_centered,
+    "none": _uncentered,
+    "doubly-loo": None,
+}
+BASELINES = tuple(CENTERINGS)
+#: The baselines whose count tables act on ``C' ~ Bin(G − 2, p)`` counts, so that tables designed for G − 1
+#: samples remove the RLOO shrinkage (T11a; "mean" is (G−1)/G times RLOO, T11d).
+RLOO_AWARE_BASELINES = ("rloo", "mean")
+
+
+def _group_std_scaled(adv: np.ndarray, g2: np.ndarray, eps: float) -> np.ndarray:
+    """Divide by each group's reward std + eps (GRPO)."""
+    return adv / (g2.std(axis=1, ddof=STD_DDOF, keepdims=True) + eps)
+
+
+def _batch_std_scaled(adv: np.ndarray, g2: np.ndarray, eps: float) -> np.ndarray:
+    """Divide by the whole batch's reward std + eps (a single sample: unscaled)."""
+    return adv / (g2.std(ddof=STD_DDOF) + eps) if g2.size > STD_DDOF else adv
+
+
+#: The advantage scalings (T11), by name: ``scaling(centered (B, G), rewards (B, G), eps) -> (B, G)``.
+#: The one source of the ``--scale`` names.
+SCALINGS: dict[str, Callable[[np.ndarray, np.ndarray, float], np.ndarray]] = {
+    "none": lambda adv, g2, eps: adv,
+    "group": _group_std_scaled,
+    "batch": _batch_std_scaled,
+}
+SCALES = tuple(SCALINGS)
 
 
 def advantages(
@@ -49,33 +101,24 @@ def advantages(
     T11: RLOO ``A_i = g_i − mean_{j≠i} g_j = G/(G−1) (g_i − mean_j g_j)`` (computed in the second form);
     "mean" ``A_i = g_i − mean_j g_j``. See the module docstring for scales and zero-variance groups.
     """
-    if baseline not in BASELINES:
-        raise ValidationError(f"baseline must be one of {BASELINES}, got {baseline!r}")
-    if baseline == "doubly-loo":
+    centering = lookup(CENTERINGS, baseline, "baseline")
+    if centering is None:
         raise DomainError("baseline 'doubly-loo' recomputes rewards without each sample: it needs the answers "
                           "and the reward rule; call doubly_loo_advantages(answers, reward, ...)")
     _check_scale_eps(scale, eps)
     g = _check_rewards(rewards)
     g2 = g.reshape(-1, g.shape[-1])  # (B, G)
-    G = g2.shape[1]
 
     flat_group = g2.max(axis=1) == g2.min(axis=1)  # (B,) exact: all rewards equal
     mean = g2.mean(axis=1, keepdims=True)  # (B, 1)
-    if baseline == "rloo":
-        adv = (G / (G - 1)) * (g2 - mean)
-    elif baseline == "mean":
-        adv = g2 - mean
-    else:
-        adv = g2.copy()
-    adv = _scaled(adv, g2, scale, eps)
+    adv = _scaled(centering(g2, mean), g2, scale, eps)
     if baseline != "none" or scale == "group":
         adv[flat_group] = 0.0
     return adv.reshape(g.shape), int(flat_group.sum())
 
 
 def _check_scale_eps(scale: str, eps: float) -> None:
-    if scale not in SCALES:
-        raise ValidationError(f"scale must be one of {SCALES}, got {scale!r}")
+    check_name(SCALES, scale, "scale")
     if not np.isfinite(eps) or eps < 0:
         raise DomainError(f"eps must be finite and >= 0, got {eps!r}")
 
@@ -93,11 +136,7 @@ def _check_rewards(rewards: np.ndarray) -> np.ndarray:
 
 def _scaled(adv: np.ndarray, g2: np.ndarray, scale: str, eps: float) -> np.ndarray:
     """Divide centered advantages ``(B, G)`` by the group's / batch's reward std (+ eps), or not."""
-    if scale == "group":
-        return adv / (g2.std(axis=1, ddof=STD_DDOF, keepdims=True) + eps)
-    if scale == "batch":
-        return adv / (g2.std(ddof=STD_DDOF) + eps) if g2.size > STD_DDOF else adv
-    return adv
+    return SCALINGS[scale](adv, g2, eps)
 
 
 #: A count reward for :func:`doubly_loo_baseline`: (T_G (K, G), T_{G−1} (K, G−1)), sample i's reward is

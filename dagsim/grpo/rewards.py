@@ -51,11 +51,17 @@ import numpy as np
 from dagsim.constraints import LinearConstraint
 from dagsim.errors import DomainError, ValidationError
 from dagsim.estimators import (
+    ESTIMATOR_NAMES,
     group_counts,
-    log_estimator_table,
+    group_estimator,
     loo_counts,
     power_estimator_table,
 )
+from dagsim.estimators import (
+    ESTIMATORS as ESTIMATOR_SPECS,
+)
+from dagsim.objectives.consensus import CONSENSUS_KINDS
+from dagsim.registry import check_name, lookup
 
 __all__ = [
     "ESTIMATORS",
@@ -65,7 +71,9 @@ __all__ = [
     "MODE_TIE_ATOL",
     "TIE_BREAKS",
     "NO_ANSWER_RULES",
+    "NO_ANSWER_CHOICES",
     "PUBLISHED_NO_ANSWER_RULE",
+    "CONSENSUS_REWARDS",
     "RewardContext",
     "RewardObjective",
     "count_objective",
@@ -84,7 +92,8 @@ __all__ = [
     "dual_ascent_step",
 ]
 
-ESTIMATORS = ("plugin", "loo", "unbiased", "minimax", "minimax_monotone", "aqp")
+#: The estimator names (one source: ``dagsim.estimators.ESTIMATORS``, the registry of their tables).
+ESTIMATORS = ESTIMATOR_NAMES
 
 #: Geometric consensus: every view's frequency is smoothed as (n(z) + 1/2) / (G + K/2)
 #: (Krichevsky–Trofimov add-1/2) so that q ∝ Π ν̂_j^{w_j} and q / ν̂_j are finite.
@@ -105,6 +114,15 @@ TIE_BREAKS = ("first", "split")
 NO_ANSWER_RULES = ("drop", "singleton", "pool")
 #: ``no_answer_rule=None`` means the objective's published default.
 PUBLISHED_NO_ANSWER_RULE = {"ttrl": "drop", "empo": "singleton"}
+#: The ``--no-answer`` choices of the simulator, the trainer and the TRL bridge: "auto" (= None here, the
+#: published default of :data:`PUBLISHED_NO_ANSWER_RULE`) or one of :data:`NO_ANSWER_RULES`.
+NO_ANSWER_CHOICES = ("auto", *NO_ANSWER_RULES)
+
+
+def resolve_no_answer_rule(choice: str, field: str = "no_answer") -> str | None:
+    """A ``--no-answer`` choice -> the ``no_answer_rule`` argument of the rewards (None for "auto")."""
+    check_name(NO_ANSWER_CHOICES, choice, "no-answer rule", field)
+    return None if choice == "auto" else choice
 
 
 # ================================================================================================
@@ -196,23 +214,24 @@ def table_size_for(baseline: str, group_size: int, *, rloo_aware: bool = True) -
     and the self-inclusive mean is exactly (G-1)/G times RLOO (T11d); ``"doubly-loo"``, ``"none"``: ``None``
     (the group's own size G, T7/T8).
     """
-    centered = baseline in ("rloo", "mean")
+    from dagsim.grpo.advantages import RLOO_AWARE_BASELINES
+
+    centered = baseline in RLOO_AWARE_BASELINES
     return int(group_size) - 1 if (centered and rloo_aware and group_size > 2) else None
 
 
 def _power_kind(estimator: str) -> str:
-    """T12 "augmented": under "aqp" the polynomial parts keep their U-statistics (the monotone minimax kind
-    is the U-statistic whenever one exists)."""
-    return "minimax_monotone" if estimator == "aqp" else estimator
+    """The ``power_estimator_table`` kind of ``estimator`` (registry ``dagsim.estimators.ESTIMATORS``; T12
+    "augmented": under "aqp" the polynomial parts keep their U-statistics)."""
+    return ESTIMATOR_SPECS[estimator].power_kind
 
 
-def _log_table(ctx: RewardContext) -> np.ndarray:
-    if ctx.estimator == "unbiased":
-        raise DomainError(
-            "estimator 'unbiased' is impossible for log objectives: no function of the LOO count is "
-            "unbiased for log p (T8); use 'minimax', 'minimax_monotone', 'aqp', 'plugin' or 'loo'"
-        )
-    return _sized_table(ctx, lambda n: log_estimator_table(n, ctx.estimator))  # (G,)
+def _log_table(ctx: RewardContext, what: str = "log objectives") -> np.ndarray:
+    """The estimator's log table (T8: "unbiased" is refused, naming ``what``), sized for ``ctx.table_size``."""
+    spec = ESTIMATOR_SPECS[ctx.estimator]
+    if spec.log_kind is None:
+        spec.log_table(ctx.group_size, what)  # raises the T8 DomainError
+    return _sized_table(ctx, lambda n: spec.log_table(n, what))  # (G,)
 
 
 @count_objective("reward")
@@ -476,8 +495,7 @@ def _check_table_size(table_size: int | None, group_size: int) -> int | None:
 
 
 def _check_estimator(estimator: str) -> None:
-    if estimator not in ESTIMATORS:
-        raise ValidationError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    group_estimator(estimator)
 
 
 def _objective(objective: str) -> RewardObjective:
@@ -506,12 +524,10 @@ def _baseline_context(
 ) -> RewardContext:
     """Validate every argument shared by ``count_reward_table`` / ``group_rewards`` into a context."""
     _check_estimator(estimator)
-    if tie_break not in TIE_BREAKS:
-        raise ValidationError(f"tie_break must be one of {TIE_BREAKS}, got {tie_break!r}")
+    check_name(TIE_BREAKS, tie_break, "tie-break", "tie_break")
     if no_answer_rule is None:
         no_answer_rule = PUBLISHED_NO_ANSWER_RULE.get(objective, "drop")
-    if no_answer_rule not in NO_ANSWER_RULES:
-        raise ValidationError(f"no_answer_rule must be one of {NO_ANSWER_RULES}, got {no_answer_rule!r}")
+    check_name(NO_ANSWER_RULES, no_answer_rule, "no-answer rule", "no_answer_rule")
     if no_answer is not None and (
         isinstance(no_answer, bool) or int(no_answer) != no_answer or not 0 <= no_answer < n_answers
     ):
@@ -703,11 +719,9 @@ def _arithmetic_consensus(views, counts, w, ctx_tau, r, estimator, table_shrink=
     for j, ans in enumerate(views):
         G_j = ans.shape[-1]
         c_loo = loo_counts(ans)  # (B, G_j)
-        if estimator == "unbiased":
-            raise DomainError("estimator 'unbiased' is impossible for the log consensus reward (T8)")
         ctx_j = RewardContext(1, G_j, 0.0, np.zeros(1), None, estimator,
                               table_size=(G_j - table_shrink) if table_shrink else None)
-        log_nu_j = _log_table(ctx_j)[c_loo]  # (B, G_j)
+        log_nu_j = _log_table(ctx_j, "the log consensus reward")[c_loo]  # (B, G_j)
         # q̂(z_i): own view by the self-counting plug-in (C_i + 1)/G_j (> 0, so no floor is needed),
         # the other views by their full group frequency n_k(z_i)/G_k (independent of sample i).
         q_hat = w[j] * (c_loo + 1.0) / G_j  # (B, G_j)
@@ -760,7 +774,19 @@ def _majority_consensus(views, counts, w, tau, r, no_answer=None):
     return [r[ans] + tau * np.take_along_axis(credit, ans, axis=-1) for ans in views]
 
 
-CONSENSUS_KINDS = ("arithmetic", "geometric", "majority")
+#: The per-sample consensus rewards (E5), by kind: ``fn(views, counts, w, tau, r, n_answers, estimator,
+#: table_shrink, no_answer) -> list of (B, G_j)``. The kinds' names come from the family,
+#: ``dagsim.objectives.consensus.CONSENSUS_KINDS``; every kind must have its group reward here.
+CONSENSUS_REWARDS: dict[str, Callable[..., list[np.ndarray]]] = {
+    "arithmetic": lambda views, counts, w, tau, r, n_answers, estimator, table_shrink, no_answer: (
+        _arithmetic_consensus(views, counts, w, tau, r, estimator, table_shrink=table_shrink, no_answer=no_answer)),
+    "geometric": lambda views, counts, w, tau, r, n_answers, estimator, table_shrink, no_answer: (
+        _geometric_consensus(views, counts, w, tau, r, n_answers, no_answer)),
+    "majority": lambda views, counts, w, tau, r, n_answers, estimator, table_shrink, no_answer: (
+        _majority_consensus(views, counts, w, tau, r, no_answer)),
+}
+if tuple(CONSENSUS_REWARDS) != tuple(CONSENSUS_KINDS):
+    raise ImportError(f"consensus kinds {CONSENSUS_KINDS} and their group rewards {tuple(CONSENSUS_REWARDS)} differ")
 
 
 def consensus_group_rewards(
@@ -800,8 +826,7 @@ def consensus_group_rewards(
 
     Returns one reward array per view, shaped like its answers.
     """
-    if consensus not in CONSENSUS_KINDS:
-        raise ValidationError(f"consensus must be one of {CONSENSUS_KINDS}, got {consensus!r}")
+    reward_of_kind = lookup(CONSENSUS_REWARDS, consensus, "consensus kind", "consensus")
     _check_estimator(estimator)
     tau = _check_tau(tau)
     r = _check_task_reward(task_reward, int(n_answers))
@@ -813,14 +838,7 @@ def consensus_group_rewards(
         raise ValidationError(f"no_answer must be None or an answer index in [0, {n_answers}), got {no_answer!r}")
     na = None if no_answer is None else int(no_answer)
     counts = [group_counts(v, int(n_answers)) for v in views]  # each (B, K)
-    if consensus == "arithmetic":
-        out = _arithmetic_consensus(
-            views, counts, w, tau, r, estimator, table_shrink=int(bool(rloo_aware)), no_answer=na
-        )
-    elif consensus == "geometric":
-        out = _geometric_consensus(views, counts, w, tau, r, int(n_answers), na)
-    else:
-        out = _majority_consensus(views, counts, w, tau, r, na)
+    out = reward_of_kind(views, counts, w, tau, r, int(n_answers), estimator, int(bool(rloo_aware)), na)
     if na is not None:  # a sample without an answer: r(∅) only (geometric: q̂(∅) = 0 already gives it)
         out = [np.where(v == na, r[v], o) for o, v in zip(out, views, strict=True)]
     return [o.reshape(np.shape(a)).astype(np.float64) for o, a in zip(out, answers_per_view, strict=False)]

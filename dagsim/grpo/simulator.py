@@ -28,15 +28,20 @@ import numpy as np
 
 from dagsim.dag import ReasoningDAG, Task
 from dagsim.errors import DomainError, ValidationError
-from dagsim.grpo.algorithms import get_algorithm
+from dagsim.estimators import ESTIMATOR_NAMES
+from dagsim.grpo.advantages import BASELINES, SCALES
+from dagsim.grpo.algorithms import ALGORITHMS, get_algorithm
 from dagsim.grpo.sampling import sample_traces, score_gradient, trace_log_prob
+from dagsim.grpo.settings import GRPO_DEFAULTS, GRPOSettings
 from dagsim.marginals import edge_policy, forward, logit_gradient, trace_kl, trace_kl_gradient
 from dagsim.problem import AnswerProblem, build_problem
+from dagsim.registry import check_name
 
 MODES = ("exact", "expected", "sampled")
-ESTIMATORS = ("plugin", "loo", "unbiased", "minimax", "minimax_monotone", "aqp")
-BASELINES = ("rloo", "mean", "none", "doubly-loo")
-SCALES = ("none", "group", "batch")
+#: Re-exported names (one source each: ``dagsim.estimators.ESTIMATORS``, ``dagsim.grpo.advantages``).
+ESTIMATORS = ESTIMATOR_NAMES
+__all__ = ["BASELINES", "ESTIMATORS", "KL_ESTIMATORS", "MODES", "SCALES", "PromptState", "SimulationConfig",
+           "SimulationResult", "prepare_prompt", "prompt_metrics", "simulate"]
 KL_ESTIMATORS = ("exact", "k3", "none")
 #: Logits are kept finite: a -inf reference logit (π0 = 0) is frozen at this value (exp underflows to 0).
 FROZEN_LOGIT = -1e4
@@ -48,7 +53,12 @@ NATURAL_MIN_WEIGHT = 1e-250
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """One simulated GRPO run. Field names carry the paper's symbols."""
+    """One simulated GRPO run. Field names carry the paper's symbols.
+
+    The GRPO choices shared with the LLM trainer (``dagsim.grpo.settings.GRPOSettings``: G, estimator,
+    baseline, scale, β, τ, rloo_aware, the ttrl/empo conventions, advantage ε) take their defaults from
+    ``GRPO_DEFAULTS`` (β excepted: 0.5 here) and are validated by it; :attr:`grpo_settings` is that object.
+    """
 
     algorithm: str = "coherence-grpo"
     """gt-grpo | ttrl | empo | diversity-grpo | coherence-grpo | pairwise-coherence-grpo | constrained-grpo"""
@@ -56,7 +66,7 @@ class SimulationConfig:
     """answer-level objective (default: the algorithm's)"""
     beta: float = 0.5
     """β, the KL weight to the reference policy"""
-    tau: float = 1.0
+    tau: float = GRPO_DEFAULTS.tau
     """τ, the objective weight (ignored by gt-grpo; fixed for ttrl/empo)"""
     order: float | None = None
     """α, the Tsallis order"""
@@ -64,17 +74,17 @@ class SimulationConfig:
     """multi-view consensus: arithmetic | geometric | majority"""
     mode: str = "expected"
     """exact (G → ∞) | expected (finite G, no noise) | sampled"""
-    group_size: int = 8
+    group_size: int = GRPO_DEFAULTS.group_size
     """G, samples per prompt (and per view)"""
-    estimator: str = "aqp"
+    estimator: str = GRPO_DEFAULTS.estimator
     """log/power estimator of the group reward: aqp (default: T12's variance-aware table, κ = 2; power terms
     keep their U-statistics) | plugin | loo | unbiased | minimax | minimax_monotone. The minimax log table has
     the least bias (T8) but its variance explodes past G ≈ 8 (sampled GRPO at G = 16 ends at TV ≈ 0.2–0.3
     from ν*, AQP at ≈ 0.004; bench/experiments_aqp.py)"""
-    baseline: str = "rloo"
+    baseline: str = GRPO_DEFAULTS.baseline
     """advantage centering: rloo | mean | none | doubly-loo (T11; doubly-loo recomputes the other samples'
     rewards without sample i, T11b)"""
-    scale: str = "none"
+    scale: str = GRPO_DEFAULTS.scale
     """advantage scaling: none | group | batch (T11)"""
     steps: int = 200
     """number of policy updates"""
@@ -97,57 +107,49 @@ class SimulationConfig:
     """exact/expected modes: natural policy gradient (the advantage Q(e) − V(u) per edge, i.e. the
     gradient preconditioned by the tabular Fisher) instead of the plain logit gradient"""
     # --- T11a/T12 (issue 12): RLOO-aware count tables
-    rloo_aware: bool = True
+    rloo_aware: bool = GRPO_DEFAULTS.rloo_aware
     """with baseline rloo (or mean, T11d), design the count tables (log and power estimators) for G − 1
     samples: RLOO applies them to Bin(G − 2, ν) counts, so a (G−1)-table leaves only its own bias (T11a);
     --no-rloo-aware uses the G-table"""
     # --- Baselines faithful to their originals (issue #16): ttrl/empo conventions ---
-    tie_break: str = "first"
+    tie_break: str = GRPO_DEFAULTS.tie_break
     """ttrl pseudo-label among tied modes: first (TTRL's code: first in sample order) | split (1/#modes)"""
-    no_answer: str = "auto"
+    no_answer: str = GRPO_DEFAULTS.no_answer
     """rule for the answer named by --no-answer-label: auto (published: ttrl drop, empo singleton) | drop |
     singleton | pool; majority/consensus never take it as a label unless pool"""
     no_answer_label: str | None = None
     """answer label of the DAG files that stands for 'no parseable answer' (default: none — DAG answers
     are always parseable)"""
-    entropy_gate: bool = False
+    entropy_gate: bool = GRPO_DEFAULTS.entropy_gate
     """empo: EMPO's TRL gate (every reward 0 when the G answers are all distinct)"""
-    n_votes: int = 0
+    n_votes: int = GRPO_DEFAULTS.n_votes
     """ttrl/empo: TTRL's vote/train split — vote on n_votes >= G samples, train on the first G (0 = G;
     expected mode only)"""
-    advantage_eps: float = 1e-4
+    advantage_eps: float = GRPO_DEFAULTS.advantage_eps
     """ε added to the std in group/batch advantage scaling (TRL 1e-4; verl 1e-6)"""
 
+    @property
+    def grpo_settings(self) -> GRPOSettings:
+        """The GRPO choices this run shares with the LLM trainer, as one frozen object."""
+        return GRPOSettings.of(self)
+
     def validate(self) -> None:
-        get_algorithm(self.algorithm)
-        checks = [("mode", self.mode, MODES), ("estimator", self.estimator, ESTIMATORS),
-                  ("baseline", self.baseline, BASELINES), ("scale", self.scale, SCALES),
-                  ("kl_estimator", self.kl_estimator, KL_ESTIMATORS)]
-        for name, value, allowed in checks:
-            if value not in allowed:
-                raise ValidationError(f"{name} must be one of {list(allowed)}, got {value!r}")
+        algorithm = get_algorithm(self.algorithm)
+        check_name(MODES, self.mode, "mode")
+        check_name(KL_ESTIMATORS, self.kl_estimator, "KL estimator", "kl_estimator")
         if not (np.isfinite(self.beta) and self.beta > 0):
             raise ValidationError(f"beta must be a finite number > 0, got {self.beta!r}")
-        if self.group_size < 2:
-            raise ValidationError(f"group_size G must be >= 2 (a group needs other samples), got {self.group_size}")
+        self.grpo_settings.validate()
         if self.steps < 0 or self.inner_epochs < 1:
             raise ValidationError("steps must be >= 0 and inner_epochs >= 1")
         if not (np.isfinite(self.lr) and self.lr > 0):
             raise ValidationError(f"lr must be a finite number > 0, got {self.lr!r}")
-        if self.tie_break not in ("first", "split"):
-            raise ValidationError(f"tie_break must be one of ['first', 'split'], got {self.tie_break!r}")
-        if self.no_answer not in ("auto", "drop", "singleton", "pool"):
-            raise ValidationError(
-                f"no_answer must be one of ['auto', 'drop', 'singleton', 'pool'], got {self.no_answer!r}")
         if self.n_votes != 0:
-            if self.algorithm not in ("ttrl", "empo"):
-                raise ValidationError("n_votes (TTRL's vote/train split) applies to ttrl and empo only")
-            if self.n_votes < self.group_size:
-                raise ValidationError(f"n_votes must be 0 or >= group_size = {self.group_size}, got {self.n_votes}")
+            if not algorithm.vote_split:
+                raise ValidationError("n_votes (TTRL's vote/train split) applies to "
+                                      f"{' and '.join(n for n, a in ALGORITHMS.items() if a.vote_split)} only")
             if self.mode == "sampled" and self.n_votes > self.group_size:
                 raise ValidationError("n_votes > group_size is available in expected mode only")
-        if not (np.isfinite(self.advantage_eps) and self.advantage_eps >= 0):
-            raise ValidationError(f"advantage_eps must be finite and >= 0, got {self.advantage_eps!r}")
 
 
 @dataclass
@@ -233,9 +235,7 @@ def _group_reward_kwargs(state: PromptState, cfg: SimulationConfig, group_object
 
 def _table_size(cfg: SimulationConfig) -> int | None:
     """T11a: the count tables' design size (G − 1 under RLOO when ``rloo_aware``, else G)."""
-    from dagsim.grpo.rewards import table_size_for
-
-    return table_size_for(cfg.baseline, cfg.group_size, rloo_aware=cfg.rloo_aware)
+    return cfg.grpo_settings.table_size
 
 
 def _baseline_options(state: PromptState, cfg: SimulationConfig, group_objective: str) -> dict:
@@ -243,7 +243,7 @@ def _baseline_options(state: PromptState, cfg: SimulationConfig, group_objective
     answers = list(state.problem.answers)
     label = cfg.no_answer_label
     na = answers.index(label) if label is not None and label in answers else None
-    rule = None if cfg.no_answer == "auto" else cfg.no_answer
+    rule = cfg.grpo_settings.no_answer_rule
     if group_objective not in ("ttrl", "empo") and rule == "pool":
         na = None
     return {"no_answer": na, "tie_break": cfg.tie_break, "no_answer_rule": rule,
