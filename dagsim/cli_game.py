@@ -8,7 +8,6 @@ import numpy as np
 
 from dagsim.cli import _print_json, _table, command, load_model_file
 from dagsim.errors import DomainError, ValidationError
-from dagsim.objectives.consensus import CONSENSUS_KINDS
 
 
 def parse_tau(text: str) -> float:
@@ -39,7 +38,7 @@ def add_problem_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beta", type=_positive, default=1.0, help="KL weight β > 0 (default 1)")
     p.add_argument("--tau", type=parse_tau, default=None, help="objective weight τ >= 0, or 'inf' (hard coherence)")
     p.add_argument("--order", type=float, default=None, help="Tsallis order α (> 0, != 1)")
-    p.add_argument("--consensus", choices=list(CONSENSUS_KINDS), default=None,
+    p.add_argument("--consensus", choices=["arithmetic", "geometric", "majority"], default=None,
                    help="consensus type of the multi-view objective")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 

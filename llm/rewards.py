@@ -27,6 +27,11 @@ The no-answer bucket (``llm.answers.NO_ANSWER``) keeps its own answer index; :fu
 it and passes it to every adapter as ``no_answer`` so that no reward treats it as a candidate label
 (majority and consensus targets skip it; ttrl/empo follow ``RewardSettings.no_answer``). The trainer and
 the TRL bridge both go through :func:`score_problem`.
+
+The algorithms themselves (names, objectives, whether they read labels or need views) are those of the one
+registry ``dagsim.grpo.algorithms.ALGORITHMS``; this module only maps each registered name to its scoring
+function (:data:`REWARD_FUNCTIONS`, checked against the registry at import) and the choice lists
+(``NO_ANSWER_CHOICES``, ``TIE_BREAK_CHOICES``, estimators, consensus kinds) are ``dagsim``'s.
 """
 
 from __future__ import annotations
@@ -37,6 +42,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from dagsim.errors import ValidationError
+from dagsim.estimators import ESTIMATOR_NAMES
+from dagsim.grpo import algorithms as _registry
+from dagsim.grpo.rewards import CONSENSUS_KINDS, NO_ANSWER_CHOICES, TIE_BREAKS, resolve_no_answer_rule
+from dagsim.registry import check_name
+
+#: The ttrl tie-break choices (``dagsim.grpo.rewards.TIE_BREAKS``); ``NO_ANSWER_CHOICES`` is dagsim's too.
+TIE_BREAK_CHOICES = TIE_BREAKS
+#: ``RewardSettings.consensus``: "none" (single-view rewards) or a consensus kind of the family (E5).
+CONSENSUS_CHOICES = ("none", *CONSENSUS_KINDS)
+#: Base objectives (constrained-grpo) whose rewards read the task reward r; the others are label-free.
+TASK_REWARD_OBJECTIVES = ("reward", "entropy", "gini", "tsallis")
 
 
 @dataclass(frozen=True)
@@ -59,22 +75,52 @@ class RewardSettings:
     advantage_eps: float = 1e-4
     """ε added to the std of the group/batch advantage scaling (ours 1e-4 = TRL; verl 1e-6)."""
 
+    def __post_init__(self) -> None:
+        check_name(ESTIMATOR_NAMES, self.estimator, "estimator")
+        check_name(CONSENSUS_CHOICES, self.consensus, "consensus kind", "consensus")
+        check_name(NO_ANSWER_CHOICES, self.no_answer, "no-answer rule", "no_answer")
+        check_name(TIE_BREAK_CHOICES, self.tie_break, "tie-break", "tie_break")
+
+    @classmethod
+    def from_grpo(cls, grpo, consensus: str, base_objective: str, *, rloo_aware: bool | None = None) -> RewardSettings:
+        """The reward settings of a run's ``dagsim.grpo.settings.GRPOSettings`` (``rloo_aware``: default
+        ``grpo.rloo_tables``, i.e. (G−1)-tables under rloo/mean with rloo_aware, T11a)."""
+        return cls(
+            grpo.tau, grpo.estimator, consensus, base_objective,
+            rloo_aware=grpo.rloo_tables if rloo_aware is None else rloo_aware,
+            no_answer=grpo.no_answer, tie_break=grpo.tie_break, entropy_gate=grpo.entropy_gate,
+            advantage_eps=grpo.advantage_eps,
+        )
+
     @property
     def no_answer_rule(self) -> str | None:
         """The ``dagsim`` rule (None = the objective's published default)."""
-        return None if self.no_answer == "auto" else self.no_answer
+        return resolve_no_answer_rule(self.no_answer)
 
 
 @dataclass(frozen=True)
 class Algorithm:
-    """One GRPO-loop algorithm: whether it reads labels, whether it needs several views, and its rewards."""
+    """One GRPO-loop algorithm: its ``dagsim`` registry entry and its LLM scoring function."""
 
-    name: str
-    needs_labels: bool
-    needs_views: bool
+    spec: _registry.Algorithm
+    """The algorithm in the one registry ``dagsim.grpo.algorithms.ALGORITHMS``."""
     rewards: Callable[..., list[np.ndarray]]
     """``rewards(answers_per_view, n_answers, task_reward, settings, no_answer=None) -> list of (G,) arrays``
     (``no_answer``: index of the no-answer bucket in the problem's answer space, or None)."""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def needs_labels(self) -> bool:
+        """Its rewards read the task reward (gt-grpo, diversity-grpo)."""
+        return self.spec.needs_labels
+
+    @property
+    def needs_views(self) -> bool:
+        """It needs >= 2 views per problem (pairwise-coherence-grpo)."""
+        return self.spec.needs_views
 
 
 def _grpo():
@@ -143,7 +189,7 @@ def _pairwise(answers_per_view, n_answers, task_reward, s: RewardSettings, no_an
 
 
 def _constrained_base(answers_per_view, n_answers, task_reward, s: RewardSettings, no_answer=None):
-    tr = task_reward if s.base_objective in ("reward", "entropy", "gini", "tsallis") else None
+    tr = task_reward if s.base_objective in TASK_REWARD_OBJECTIVES else None
     tau = 0.0 if s.base_objective == "reward" else s.tau
     return _per_view(
         s.base_objective, answers_per_view, n_answers, tr, tau, s.estimator, s.rloo_aware,
@@ -151,29 +197,31 @@ def _constrained_base(answers_per_view, n_answers, task_reward, s: RewardSetting
     )
 
 
-ALGORITHMS: dict[str, Algorithm] = {
-    a.name: a
-    for a in (
-        Algorithm("gt-grpo", True, False, _gt),
-        Algorithm("ttrl", False, False, _ttrl),
-        Algorithm("empo", False, False, _empo),
-        Algorithm("coherence-grpo", False, False, _coherence),
-        Algorithm("diversity-grpo", True, False, _diversity),
-        Algorithm("pairwise-coherence-grpo", False, True, _pairwise),
-        Algorithm("constrained-grpo", False, False, _constrained_base),
-    )
+#: The LLM scoring function of every algorithm of ``dagsim.grpo.algorithms.ALGORITHMS``, by name.
+REWARD_FUNCTIONS: dict[str, Callable[..., list[np.ndarray]]] = {
+    "gt-grpo": _gt,
+    "ttrl": _ttrl,
+    "empo": _empo,
+    "coherence-grpo": _coherence,
+    "diversity-grpo": _diversity,
+    "pairwise-coherence-grpo": _pairwise,
+    "constrained-grpo": _constrained_base,
 }
-LABEL_FREE_OBJECTIVES = ("sharpen", "collision", "majority", "ttrl", "empo")
+if set(REWARD_FUNCTIONS) != set(_registry.ALGORITHMS):
+    raise ImportError(
+        "llm.rewards.REWARD_FUNCTIONS must score exactly the algorithms of dagsim.grpo.algorithms.ALGORITHMS: "
+        f"missing {sorted(set(_registry.ALGORITHMS) - set(REWARD_FUNCTIONS))}, "
+        f"unknown {sorted(set(REWARD_FUNCTIONS) - set(_registry.ALGORITHMS))}"
+    )
+#: The algorithms in registry order, each with its scoring function.
+ALGORITHMS: dict[str, Algorithm] = {
+    name: Algorithm(spec, REWARD_FUNCTIONS[name]) for name, spec in _registry.ALGORITHMS.items()
+}
 
 
-def get_algorithm(name: str) -> Algorithm:
-    if name not in ALGORITHMS:
-        raise ValidationError(f"algorithm must be one of {sorted(ALGORITHMS)}, got {name!r}")
-    return ALGORITHMS[name]
-
-
-NO_ANSWER_CHOICES = ("auto", "drop", "singleton", "pool")
-TIE_BREAK_CHOICES = ("first", "split")
+def get_algorithm(name: str, field: str = "algorithm") -> Algorithm:
+    """The registered algorithm ``name`` with its scoring function (the registry's UnknownNameError otherwise)."""
+    return ALGORITHMS[_registry.get_algorithm(name, field).name]
 
 
 def no_answer_index(answer_strings: Sequence[str]) -> int | None:
@@ -215,10 +263,6 @@ def score_problem(
     from llm.answers import index_answers, task_reward_vector
 
     spec = get_algorithm(algorithm) if isinstance(algorithm, str) else algorithm
-    if settings.no_answer not in NO_ANSWER_CHOICES:
-        raise ValidationError(f"no_answer must be one of {NO_ANSWER_CHOICES}, got {settings.no_answer!r}")
-    if settings.tie_break not in TIE_BREAK_CHOICES:
-        raise ValidationError(f"tie_break must be one of {TIE_BREAK_CHOICES}, got {settings.tie_break!r}")
     indices, strings = index_answers(answers_per_view, cluster=cluster)
     na = no_answer_index(strings)
     if task_reward_fn is not None:

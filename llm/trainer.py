@@ -42,6 +42,9 @@ import numpy as np
 import torch
 
 from dagsim.errors import ValidationError
+from dagsim.estimators import LOG_ESTIMATORS
+from dagsim.grpo.settings import GRPO_DEFAULTS, GRPOSettings
+from dagsim.registry import check_name
 from llm.answers import (
     NO_ANSWER,
     answer_timeouts,
@@ -51,9 +54,8 @@ from llm.answers import (
 )
 from llm.model import atomic_directory, atomic_write_text, default_device, load_model
 from llm.rewards import (
-    ALGORITHMS,
-    NO_ANSWER_CHOICES,
-    TIE_BREAK_CHOICES,
+    CONSENSUS_CHOICES,
+    TASK_REWARD_OBJECTIVES,
     RewardSettings,
     constrain,
     constraint_values,
@@ -78,7 +80,7 @@ from llm.tasks import (
 from llm.tokenizer import load_tokenizer
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo")
-CONSENSUS = ("none", "arithmetic", "geometric", "majority")
+CONSENSUS = CONSENSUS_CHOICES  # "none" (single view) or a consensus kind (dagsim.objectives.consensus)
 KL_MODES = ("seq-reward", "k3-loss")
 STATE_FILE = "trainer_state.pt"
 CHECKSUM_FILE = "checksums.json"
@@ -88,7 +90,12 @@ RUN_FORMAT = "alft-llm-run/v1"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """GRPO-loop fine-tuning. Paper symbols in brackets."""
+    """GRPO-loop fine-tuning. Paper symbols in brackets.
+
+    The GRPO choices shared with the exact simulator (``dagsim.grpo.settings.GRPOSettings``: G, estimator,
+    baseline, scale, β, τ, rloo_aware, the ttrl/empo conventions, advantage ε, n_votes) take their defaults
+    from ``GRPO_DEFAULTS`` and are validated by it; :attr:`grpo_settings` is that frozen object.
+    """
 
     algorithm: str = "coherence-grpo"
     """gt-grpo | ttrl | empo | coherence-grpo | diversity-grpo | pairwise-coherence-grpo | constrained-grpo"""
@@ -102,7 +109,7 @@ class TrainConfig:
     """Optimizer steps."""
     prompts_per_step: int = 8
     """Problems per step; each contributes one group per view."""
-    group_size: int = 8
+    group_size: int = GRPO_DEFAULTS.group_size
     """Completions per prompt [G]."""
     views: int = 0
     """Views per problem used for training (0 = all the task has)."""
@@ -116,17 +123,17 @@ class TrainConfig:
     """AdamW weight decay."""
     max_grad_norm: float = 1.0
     """Gradient clipping threshold (global L2 norm)."""
-    beta: float = 0.0
+    beta: float = GRPO_DEFAULTS.beta
     """Weight of the KL penalty to the reference [β]; 0 skips the reference model."""
     kl: str = "seq-reward"
     """How β·KL(π‖π0) enters: seq-reward (−β·log π(y)/π0(y) of the whole completion added to its reward
     before the advantages: the exact score-function gradient of the sequence KL of E1, whose optimum is the
     answer-level one; see results/theory_vs_training.md) | k3-loss (β·k3 per token in the loss, as TRL
     does: its expected gradient is that of the forward per-token KL(π0‖π), a different target)."""
-    tau: float = 1.0
+    tau: float = GRPO_DEFAULTS.tau
     """Objective weight [τ] (sharpening, entropy, consensus, majority; unused by ttrl and empo, whose
     published rewards have no weight)."""
-    estimator: str = "aqp"
+    estimator: str = GRPO_DEFAULTS.estimator
     """Estimator of log q from a group (T8, T12, dagsim.estimators): aqp (default: the least worst-case bias
     under a variance budget of 2× the Cramér–Rao floor; in sampled GRPO at G = 8 it ends 7 % closer to ν* than
     minimax_monotone with 20 % less structural bias, bench/experiments_aqp.py) | minimax_monotone (the
@@ -135,9 +142,9 @@ class TrainConfig:
     this estimate from a plug-in log q̂)."""
     consensus: str = "geometric"
     """coherence-grpo target: none (single-view sharpen) | arithmetic | geometric | majority (E5)."""
-    baseline: str = "rloo"
+    baseline: str = GRPO_DEFAULTS.baseline
     """Advantage centering (T11): rloo | mean | none."""
-    scale: str = "none"
+    scale: str = GRPO_DEFAULTS.scale
     """Advantage scaling (T11): none | group | batch."""
     loss_type: str = "dapo"
     """Token normalization: grpo (per-sequence mean) | dr_grpo (÷ G·L_max) | dapo (÷ all tokens)."""
@@ -183,22 +190,22 @@ class TrainConfig:
     full: last \\boxed{}, then '####', then 'the answer is', with math-verify for symbolic answers, for --data)
     | full | marker | module:function | path/to/file.py:function (a str -> str | None callable)."""
     # --- issue 12 (T11a, T11b, T12): RLOO-aware tables; baseline doubly-loo and estimator aqp are accepted above
-    rloo_aware: bool = True
+    rloo_aware: bool = GRPO_DEFAULTS.rloo_aware
     """With baseline rloo or mean, design the count tables for G − 1 samples (both apply them to Bin(G−2) counts,
     T11a/T11d)."""
     # --- Baselines faithful to their originals (issue #16) and the no-answer rule (issue #13) ---
-    no_answer: str = "auto"
+    no_answer: str = GRPO_DEFAULTS.no_answer
     """Unparseable completions: auto (the published rule: ttrl drop = out of the vote, reward 0; empo
     singleton = own cluster, 1/G) | drop | singleton | pool (one ordinary answer that can win: the earlier
     convention). For majority/consensus the bucket is never a label unless pool."""
-    tie_break: str = "first"
+    tie_break: str = GRPO_DEFAULTS.tie_break
     """ttrl pseudo-label among tied modes: first (TTRL: first in sample order) | split (credit 1/#modes)."""
-    entropy_gate: bool = False
+    entropy_gate: bool = GRPO_DEFAULTS.entropy_gate
     """empo: EMPO's TRL gate — every reward 0 in a group whose G answers are all distinct (entropy log G);
     with --no-answer drop this is EMPO's TRL reward."""
-    advantage_eps: float = 1e-4
+    advantage_eps: float = GRPO_DEFAULTS.advantage_eps
     """ε added to the std in group/batch advantage scaling (1e-4 = TRL's GRPO; verl uses 1e-6)."""
-    n_votes: int = 0
+    n_votes: int = GRPO_DEFAULTS.n_votes
     """ttrl/empo: TTRL's vote/train split — sample n_votes >= G completions per prompt, vote on all, train
     on the first G (0 = G, no split)."""
     # --- run folders (issue 18): refuse to mix runs
@@ -210,15 +217,14 @@ class TrainConfig:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValidationError(f"train.{f.name} must be a finite number, got {value!r}")
-        get_algorithm(self.algorithm)
+        algorithm = get_algorithm(self.algorithm)
+        self.grpo_settings.validate("train.", estimators=LOG_ESTIMATORS)  # the trainer's rewards have log terms
         if not 0.0 <= self.eval_fraction < 1.0:
             raise ValidationError(f"train.eval_fraction must be in [0, 1), got {self.eval_fraction}")
         positive_ints = ("steps", "prompts_per_step", "max_new_tokens", "num_iterations")
         for name in positive_ints:
             if getattr(self, name) < 1:
                 raise ValidationError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        if self.group_size < 2:
-            raise ValidationError(f"train.group_size (G) must be >= 2, got {self.group_size}")
         for name in ("views", "micro_batch_rows", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise ValidationError(f"train.{name} must be >= 0, got {getattr(self, name)}")
@@ -232,30 +238,15 @@ class TrainConfig:
                 raise ValidationError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if not self.max_grad_norm > 0:
             raise ValidationError(f"train.max_grad_norm must be > 0, got {self.max_grad_norm}")
-        choices = {
-            "estimator": ("minimax", "minimax_monotone", "plugin", "loo", "aqp"),
-            "consensus": CONSENSUS,
-            "baseline": ("rloo", "mean", "none", "doubly-loo"),
-            "scale": ("none", "group", "batch"),
-            "loss_type": LOSS_TYPES,
-            "kl": KL_MODES,
-        }
+        choices = {"consensus": CONSENSUS, "loss_type": LOSS_TYPES, "kl": KL_MODES}
         for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValidationError(f"train.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+            check_name(allowed, getattr(self, name), name.replace("_", " "), f"train.{name}")
         if self.baseline == "doubly-loo" and self.group_size < 3:
             raise ValidationError("train.baseline doubly-loo recomputes rewards on groups of G − 1: "
                                   "needs group_size >= 3")
         if not 0.0 <= self.constraint_cap <= 1.0:
             raise ValidationError(f"train.constraint_cap must be in [0, 1], got {self.constraint_cap}")
-        for name, allowed in (("no_answer", NO_ANSWER_CHOICES), ("tie_break", TIE_BREAK_CHOICES)):
-            if getattr(self, name) not in allowed:
-                raise ValidationError(f"train.{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if not (np.isfinite(self.advantage_eps) and self.advantage_eps >= 0):
-            raise ValidationError(f"train.advantage_eps must be finite and >= 0, got {self.advantage_eps}")
-        if self.n_votes != 0 and (
-            self.algorithm not in ("ttrl", "empo") or self.n_votes < self.group_size or self.baseline == "doubly-loo"
-        ):
+        if self.n_votes != 0 and (not algorithm.spec.vote_split or self.baseline == "doubly-loo"):
             raise ValidationError(
                 f"train.n_votes must be 0 or >= group_size = {self.group_size}, for ttrl/empo only, not with "
                 "baseline doubly-loo "
@@ -269,14 +260,14 @@ class TrainConfig:
         return answer_parser or _resolve_parser(self.answer_parser, not self.data)
 
     @property
+    def grpo_settings(self) -> GRPOSettings:
+        """The GRPO choices this run shares with the exact simulator, as one frozen object."""
+        return GRPOSettings.of(self)
+
+    @property
     def reward_settings(self) -> RewardSettings:
         consensus = self.consensus if self.algorithm == "coherence-grpo" else "none"
-        return RewardSettings(
-            self.tau, self.estimator, consensus, self.base_objective,
-            rloo_aware=self.baseline in ("rloo", "mean") and self.rloo_aware,
-            no_answer=self.no_answer, tie_break=self.tie_break, entropy_gate=self.entropy_gate,
-            advantage_eps=self.advantage_eps,
-        )
+        return RewardSettings.from_grpo(self.grpo_settings, consensus, self.base_objective)
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -327,7 +318,7 @@ def check_compatible(config: TrainConfig, problems: list[Problem]) -> int:
             " use --consensus none for single-view coherence"
         )
     needs_labels = algorithm.needs_labels or (
-        config.algorithm == "constrained-grpo" and config.base_objective in ("reward", "entropy", "gini", "tsallis")
+        config.algorithm == "constrained-grpo" and config.base_objective in TASK_REWARD_OBJECTIVES
     )
     if needs_labels and any(p.answer is None for p in problems):
         raise ValidationError(f"{config.algorithm} needs ground-truth answers ('#### N') for every training problem")
@@ -388,7 +379,7 @@ def score_groups(
     """
     G = config.group_size
     V = config.n_votes or G  # samples per group in ``texts``
-    algorithm = ALGORITHMS[config.algorithm]
+    algorithm = get_algorithm(config.algorithm)
     settings = config.reward_settings
     parser = config.parser(answer_parser)
     cluster = parser_clusters(parser)

@@ -76,10 +76,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from dagsim.errors import ValidationError
+from dagsim.grpo.settings import GRPO_DEFAULTS
+from dagsim.registry import check_name
 from llm.answers import extract_answers, parse_ground_truth
 from llm.rewards import (
-    NO_ANSWER_CHOICES,
-    TIE_BREAK_CHOICES,
     Algorithm,
     RewardSettings,
     doubly_loo_baselines,
@@ -401,17 +401,17 @@ def make_reward_func(
     *,
     group_size: int | None = None,
     eval_group_size: int | None = None,
-    tau: float = 1.0,
-    estimator: str = "aqp",
+    tau: float = GRPO_DEFAULTS.tau,
+    estimator: str = GRPO_DEFAULTS.estimator,
     consensus: str = "none",
     answer_column: str = "answer",
     n_views: int | Mapping | None = None,
     baseline: str = "mean",
     strict: bool = False,
-    rloo_aware: bool = True,
-    no_answer: str = "auto",
-    tie_break: str = "first",
-    entropy_gate: bool = False,
+    rloo_aware: bool = GRPO_DEFAULTS.rloo_aware,
+    no_answer: str = GRPO_DEFAULTS.no_answer,
+    tie_break: str = GRPO_DEFAULTS.tie_break,
+    entropy_gate: bool = GRPO_DEFAULTS.entropy_gate,
 ) -> Callable[..., list[float]]:
     """A TRL reward function computing ``algorithm``'s rewards (dagsim) on whole groups of G completions.
 
@@ -422,7 +422,8 @@ def make_reward_func(
     multi-view algorithms when the dataset has no ``n_views`` column. ``baseline``: one of
     :data:`BRIDGE_BASELINES`. ``strict``: raise when a process holds a partial group or problem instead of
     gathering. ``estimator`` (default ``aqp``, T12) and ``rloo_aware`` (default True: count tables designed for
-    G − 1 samples, since TRL's mean-centring is (G−1)/G × RLOO, T11a/T11d) match the trainer's defaults.
+    G − 1 samples, since TRL's mean-centring is (G−1)/G × RLOO, T11a/T11d) are the trainer's and the
+    simulator's defaults (``dagsim.grpo.settings.GRPO_DEFAULTS``).
     ``no_answer`` / ``tie_break`` / ``entropy_gate``: the label-free baselines' conventions (README "Differences
     from the original implementations"; defaults = TTRL's and EMPO's published code, as in the trainer). See the
     module docstring for the gather, the checks and the logged metrics.
@@ -435,8 +436,7 @@ def make_reward_func(
         raise ValidationError(
             "constrained-grpo needs dual ascent across steps: use llm.trainer, not the TRL bridge"
         )
-    if baseline not in BRIDGE_BASELINES:
-        raise ValidationError(f"baseline must be one of {BRIDGE_BASELINES}, got {baseline!r}")
+    check_name(BRIDGE_BASELINES, baseline, "baseline")
     doubly_loo = baseline == "doubly-loo"
     for name, g in (("group_size", group_size), ("eval_group_size", eval_group_size)):
         if doubly_loo and g is not None and g < 3:
@@ -452,11 +452,7 @@ def make_reward_func(
         no_answer=no_answer,
         tie_break=tie_break,
         entropy_gate=entropy_gate,
-    )
-    if no_answer not in NO_ANSWER_CHOICES:
-        raise ValidationError(f"no_answer must be one of {NO_ANSWER_CHOICES}, got {no_answer!r}")
-    if tie_break not in TIE_BREAK_CHOICES:
-        raise ValidationError(f"tie_break must be one of {TIE_BREAK_CHOICES}, got {tie_break!r}")
+    )  # validates estimator, consensus, no_answer and tie_break against dagsim's registries
     multi_view = spec.needs_views or settings.consensus != "none"
 
     def reward_func(prompts, completions, **kwargs) -> list[float]:

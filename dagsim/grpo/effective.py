@@ -49,6 +49,7 @@ from dagsim.grpo.rewards import (
     order_dependent,
     pairwise_group_rewards,
 )
+from dagsim.registry import check_name
 
 __all__ = [
     "MAX_COMPOSITIONS",
@@ -129,8 +130,7 @@ def count_table_effective_reward(table: np.ndarray, nu: np.ndarray, *, baseline:
     ``baseline="doubly-loo"`` needs ``table_minus`` ``(K, G−1)``: the rewards in a group of G−1 (T11b).
     For tables not built by ``count_reward_table`` (e.g. an AQP table at another κ).
     """
-    if baseline not in BASELINES:
-        raise ValidationError(f"baseline must be one of {BASELINES}, got {baseline!r}")
+    check_name(BASELINES, baseline, "baseline")
     t = np.asarray(table, dtype=np.float64)
     p = _check_nu(nu)
     if t.ndim != 2 or t.shape[0] != p.size or t.shape[1] < 2:
@@ -231,8 +231,7 @@ def _vote_split_enumeration(
 
 def _check_update_args(baseline: str, scale: str, method: str) -> None:
     """Arguments shared by both effective rewards: centering, scaling (per prompt only) and method."""
-    if baseline not in BASELINES:
-        raise ValidationError(f"baseline must be one of {BASELINES}, got {baseline!r}")
+    check_name(BASELINES, baseline, "baseline")
     if scale not in ("none", "group"):
         raise DomainError(
             f"scale={scale!r}: the effective reward is per prompt; 'batch' scaling couples prompts"
@@ -516,8 +515,8 @@ def effective_reward_multiview(
             f"got {objective!r}"
         )
     _check_update_args(baseline, scale, method)
-    if objective == "consensus" and consensus not in CONSENSUS_KINDS:
-        raise ValidationError(f"consensus must be one of {CONSENSUS_KINDS}, got {consensus!r}")
+    if objective == "consensus":
+        check_name(CONSENSUS_KINDS, consensus, "consensus kind", "consensus")
     if not np.isfinite(tau) or tau < 0:
         raise DomainError(f"tau must be finite and >= 0, got {tau!r}")
     r = np.zeros(K) if task_reward is None else np.asarray(task_reward, dtype=np.float64)
