@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from dagsim import dagio
-from dagsim.cli import main
+from app.cli import main
 from dagsim.constraints import LinearConstraint
 from dagsim.generators import random_dag
 from dagsim.grpo.simulator import SimulationConfig, simulate
