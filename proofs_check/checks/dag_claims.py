@@ -10,6 +10,7 @@ from scipy.special import logsumexp
 from dagsim import marginals as M
 from dagsim.generators import random_dag
 from dagsim.solvers.trace import solve_trace_level
+from proofs_check.checks._subclaims import kl as _kl  # proofs_check's own KL, independent of dagsim's
 from proofs_check.registry import Context, Evidence, check
 
 #: DP and enumeration add the same float64 products in different orders.
@@ -44,11 +45,6 @@ def _p1(ctx: Context, *, normalize: bool = True) -> Evidence:
 
 check("P1", "forward DP gives the exact answer marginal (= enumeration)",
       control=lambda ctx: _p1(ctx, normalize=False), control_description="softmax left unnormalized")(_p1)
-
-
-def _kl(p, q):
-    m = p > 0
-    return float(np.sum(p[m] * np.log(p[m] / q[m])))
 
 
 def _p2(ctx: Context, *, with_conditional: bool = True) -> Evidence:
