@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
 
+from dagsim.cli_args import add_dataclass_args, given_fields
 from llm.theory.pipeline import TheoryConfig, run
 from llm.theory.predict import OBJECTIVES
 from llm.theory.report import combine, markdown_table, write_results
@@ -22,12 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK}")
     ap.add_argument("--out", default="results/", help="directory for theory_vs_training.{json,md}")
     ap.add_argument("--stem", default="theory_vs_training", help="output file stem")
-    for f in dataclasses.fields(TheoryConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.name == "objectives":
-            ap.add_argument(flag, default=None, help="comma list of " + ",".join(OBJECTIVES))
-        else:
-            ap.add_argument(flag, type=type(f.default), default=None, help=f"default {f.default}")
+    add_dataclass_args(ap, TheoryConfig, help_text=lambda name, default, doc: f"default {default}",
+                       custom={"objectives": dict(default=None, help="comma list of " + ",".join(OBJECTIVES))})
     ap.add_argument("--combine", default="", help="no run: merge these comma-separated results JSONs")
     ap.add_argument("--ablation", default="", help="with --combine: a results JSON kept under 'ablation'")
     ap.add_argument("--extra", default="", help="with --combine: comma list NAME=results.json (diagnostic runs)")
@@ -35,17 +31,21 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def config_from_args(args: argparse.Namespace) -> TheoryConfig:
+    """The run's config: the dataclass defaults, then :data:`QUICK` with ``--quick``, then every flag given."""
+    kwargs = dict(QUICK) if args.quick else {}
+    for name in given_fields(args, TheoryConfig):
+        v = getattr(args, name)
+        kwargs[name] = tuple(v.split(",")) if name == "objectives" else v
+    return TheoryConfig(**kwargs)
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
-    kwargs = dict(QUICK) if args.quick else {}
-    for f in dataclasses.fields(TheoryConfig):
-        v = getattr(args, f.name)
-        if v is not None:
-            kwargs[f.name] = tuple(v.split(",")) if f.name == "objectives" else v
-    config = TheoryConfig(**kwargs)
+    config = config_from_args(args)
     if args.combine:
         parts = [json.loads(Path(p).read_text()) for p in args.combine.split(",")]
         ablation = json.loads(Path(args.ablation).read_text()) if args.ablation else None
