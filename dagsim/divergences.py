@@ -32,9 +32,11 @@ def kl_divergence(p: np.ndarray, q: np.ndarray, *, floor: float | None = None) -
     return float(np.sum(rel_entr(p, q)))
 
 
-def total_variation(p: np.ndarray, q: np.ndarray) -> float:
-    """TV(p, q) = ½ Σ_z |p(z) − q(z)| = ½‖p − q‖₁. Shapes (K,) each."""
-    return float(0.5 * np.abs(np.asarray(p) - np.asarray(q)).sum())
+def total_variation(p: np.ndarray, q: np.ndarray, axis: int | None = None):
+    """TV(p, q) = ½ Σ_z |p(z) − q(z)| = ½‖p − q‖₁: a float for shapes (K,); with ``axis`` (e.g. rows of
+    (n, K) stacks, q broadcast) the array of TVs along it."""
+    tv = 0.5 * np.abs(np.asarray(p) - np.asarray(q)).sum(axis=axis)
+    return float(tv) if axis is None else tv
 
 
 def entropy(p: np.ndarray) -> float:

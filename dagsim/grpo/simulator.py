@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from dagsim.dag import ReasoningDAG, Task
-from dagsim.divergences import entropy
+from dagsim.divergences import entropy, total_variation
 from dagsim.errors import DomainError, ValidationError
 from dagsim.grpo.algorithms import get_algorithm
 from dagsim.grpo.sampling import sample_traces, score_gradient, trace_log_prob
@@ -484,7 +484,7 @@ def prompt_metrics(state: PromptState) -> dict:
     game = state.problem.game()
     policy_kl = float(np.sum(game.weights * np.array(kls)))
     out = {
-        "distance_to_optimum": float(np.max(0.5 * np.abs(nus - state.optimum).sum(axis=1))),
+        "distance_to_optimum": float(np.max(total_variation(nus, state.optimum, axis=1))),
         # Floored as in _exact_rewards: an underflowed answer must not turn a log-reward into ±inf.
         "exploitability": float(game.exploitability(np.maximum(nus, MARGINAL_FLOOR), policy_kl=policy_kl)),
         "answer_entropy": float(np.mean([entropy(n) for n in nus])),
