@@ -56,7 +56,7 @@ def _choices(parser: argparse.ArgumentParser, flag: str) -> list:
 
 
 def _simulate_parser() -> argparse.ArgumentParser:
-    from dagsim.cli import build_parser
+    from app.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     return sub.choices["simulate"]
