@@ -18,7 +18,12 @@ from scipy.special import logsumexp
 from dagsim.divergences import kl_divergence
 from dagsim.generators import arithmetic_problem, arithmetic_task
 from dagsim.marginals import answer_marginal
-from dagsim.objectives.consensus import arithmetic_consensus, geometric_consensus, majority_consensus
+from dagsim.objectives.consensus import (
+    CONSENSUS_KINDS,
+    arithmetic_consensus,
+    geometric_consensus,
+    majority_consensus,
+)
 from figures.common import color, figure_maker, script_main, spec_note, style
 
 NAME = "fig04_multiview_coherence"
@@ -27,7 +32,6 @@ NAME = "fig04_multiview_coherence"
 VIEW_FLOOR = 1e-6
 #: Log axes: zero gains are drawn at this floor.
 PLOT_FLOOR = 1e-6
-CONSENSUS_KINDS = ("arithmetic", "geometric", "majority")
 #: Error patterns of the arithmetic tasks' views.
 PATTERNS = ("different weak steps", "identical views (control)")
 
@@ -87,7 +91,8 @@ def _arithmetic_tasks(rng: np.random.Generator, n: int) -> list[dict]:
         c = task.answers.index(str(prob.correct))
         row = {"problem": prob.text(), "pattern": pattern, "weak_eps": weak, "eps": eps,
                "views_mean": float(np.mean(nus[:, c])), "views_correct": nus[:, c].tolist()}
-        for kind, fn in zip(CONSENSUS_KINDS, (arithmetic_consensus, geometric_consensus, majority_consensus)):
+        for kind, fn in zip(CONSENSUS_KINDS, (arithmetic_consensus, geometric_consensus, majority_consensus),
+                            strict=True):
             row[kind] = float(fn(nus, w)[c])
         rows.append(row)
     return rows
