@@ -64,24 +64,23 @@ def equilibrium(game, *, start=None, iterations: int = EQUILIBRIUM_ITERATIONS, t
     raise SolverError("the game dynamics did not reach an equilibrium (" + "; ".join(tried) + ")")
 
 
-def _game_point(prob, start=None) -> tuple[np.ndarray, dict]:
-    run = equilibrium(prob.game(), start=start)
-    return run.nus[0], {"dynamics": "mirror", "iterations": run.iterations,
-                        "exploitability": float(run.exploitability)}
-
-
-def solve_user(prob, family: UserFamily, method: str = "auto"):
-    """Solve (E2) for a user family; returns ``(AnswerSolution or None, extra)``.
+def solve_family(obj, family: UserFamily, nu0: np.ndarray, beta: float, constraints=(), method: str = "auto",
+                 answers=None):
+    """Solve (E2) for an instance ``obj`` of a user family; returns ``(AnswerSolution or None, extra)``.
 
     ``method``: as ``dagsim solve --method`` ("auto" picks the route of the module docstring; "trace"
-    is handled by the caller). ``extra`` holds ``route`` (why this method ran) and, for a solution the
-    game did not produce, ``game_check`` (the equilibrium of the game and its distance to the solution).
+    is the caller's). ``extra`` holds ``route`` and ``why`` (what ran and why) and, for a solution the
+    game did not produce, ``game_check``: the game's equilibrium (T1) and its distance to the solution.
+    ``None`` for the solution means: no solver applies and (E2) is not concave, use the trace route.
     """
+    from dagsim.game.payoff import AnswerGame
     from dagsim.solvers import solve_answer_level
     from dagsim.solvers.result import assemble
 
-    obj, nu0, beta, cons = prob.objective, prob.nu0, prob.beta, prob.constraints
-    closed = None if cons else (obj.closed_form(nu0, beta) if family.has_closed_form else None)
+    nu0 = np.asarray(nu0, dtype=np.float64)
+    answers = tuple(str(z) for z in range(nu0.size)) if answers is None else tuple(answers)
+    game = AnswerGame(obj, nu0[None, :], beta, np.ones(1), tuple(constraints))
+    closed = None if constraints else (obj.closed_form(nu0, beta) if family.has_closed_form else None)
     if method == "auto":
         if closed is not None:
             method, why = "closed-form", "the family gives a closed form"
@@ -89,7 +88,7 @@ def solve_user(prob, family: UserFamily, method: str = "auto"):
             method, why = "cvxpy", "the family gives cvxpy_pieces: cvxpy ground truth"
         elif family.separable:
             method, why = "dual", "the family is a SeparableObjective: the exact dual solver"
-        elif cons:
+        elif constraints:
             raise DomainError(f"objective {family.name!r} has constraints but neither cvxpy_pieces nor a "
                               "SeparableObjective's coordinate_response: no solver handles them")
         elif obj.is_concave_regime(beta):
@@ -100,23 +99,30 @@ def solve_user(prob, family: UserFamily, method: str = "auto"):
     else:
         why = f"--method {method}"
     if method == "game":
-        nu, info = _game_point(prob)
+        run = equilibrium(game)
         status = "optimal" if obj.is_concave_regime(beta) else "stationary"
-        sol = assemble(obj, nu, nu0, beta, (), None, method="game", solver="mirror-ascent", status=status,
-                       note=f"equilibrium of the game (E4 = {info['exploitability']:.2e} after "
-                            f"{info['iterations']} iterations)")
+        sol = assemble(obj, run.nus[0], nu0, beta, (), None, method="game", solver="mirror-ascent", status=status,
+                       note=f"equilibrium of the game (E4 = {run.exploitability:.2e} after {run.iterations} "
+                            "iterations)")
         return sol, {"route": "game", "why": why}
-    sol = solve_answer_level(obj, nu0, beta, constraints=cons, method=method)
+    sol = solve_answer_level(obj, nu0, beta, constraints=constraints, method=method)
     extra = {"route": sol.method, "why": why}
-    if not cons:
+    if not constraints:
         try:
-            nu, info = _game_point(prob)
+            run = equilibrium(game)
         except SolverError as exc:
             extra["game_check"] = {"error": str(exc)}
         else:
-            extra["game_check"] = {**info, "max_abs_diff": float(np.abs(nu - sol.nu).max()),
-                                   "answer_distribution": {a: float(x) for a, x in zip(prob.answers, nu)}}
+            extra["game_check"] = {"dynamics": "mirror", "iterations": run.iterations,
+                                   "exploitability": float(run.exploitability),
+                                   "max_abs_diff": float(np.abs(run.nus[0] - sol.nu).max()),
+                                   "answer_distribution": {a: float(x) for a, x in zip(answers, run.nus[0])}}
     return sol, extra
+
+
+def solve_user(prob, family: UserFamily, method: str = "auto"):
+    """:func:`solve_family` for an :class:`~dagsim.problem.AnswerProblem` (what ``dagsim solve`` runs)."""
+    return solve_family(prob.objective, family, prob.nu0, prob.beta, prob.constraints, method, prob.answers)
 
 
 # ---------------------------------------------------------------------- simulate
