@@ -149,6 +149,10 @@ def _import_file(target: str):
     if spec is None or spec.loader is None:
         raise ValidationError(f"--objective-module: cannot import {target!r} as a Python file")
     module = importlib.util.module_from_spec(spec)
+    # Families of other user files are hidden while this one runs: a later file may take a name an
+    # earlier one used (it replaces it); only the built-in names are reserved.
+    hidden = {n: c for n, c in OBJECTIVES.items() if getattr(c, "_dagsim_user_family", False)}
+    _unregister(tuple(hidden))
     before = set(OBJECTIVES)
     sys.modules[module_name] = module
     try:
@@ -156,10 +160,19 @@ def _import_file(target: str):
     except BaseException as exc:
         sys.modules.pop(module_name, None)
         _unregister(tuple(set(OBJECTIVES) - before))
+        OBJECTIVES.update(hidden)
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise _import_error(target, exc) from None
     added = tuple(set(OBJECTIVES) - before)
+    for n, c in hidden.items():
+        if n not in OBJECTIVES:
+            OBJECTIVES[n] = c
+        else:  # replaced: the other file's module is stale now
+            for path, entry in list(_LOADED_FILES.items()):
+                if n in entry[3]:
+                    sys.modules.pop(entry[2], None)
+                    del _LOADED_FILES[path]
     for n in added:
         OBJECTIVES[n]._dagsim_user_family = True
     _LOADED_FILES[resolved] = (stat.st_mtime_ns, stat.st_size, module_name, added)
@@ -240,7 +253,7 @@ def _register_class(cls: type, class_name: str, target: str) -> str:
         raise ValidationError(f"--objective-module {target!r}: name clash: {class_name} would be registered as "
                               f"{name!r}, a built-in family; set another name (class attribute 'name' or "
                               "@register)")
-    if name in OBJECTIVES:
+    if name in OBJECTIVES and not getattr(OBJECTIVES[name], "_dagsim_user_family", False):
         raise ValidationError(f"--objective-module {target!r}: name clash: {name!r} is already registered by "
                               f"{OBJECTIVES[name].__name__}")
     cls.name = name
