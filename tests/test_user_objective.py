@@ -32,6 +32,24 @@ TOL_ORACLE = 2e-5
 TOL_SAME = 1e-12
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _restore_registries():
+    """The user families these tests load must not outlive the module (other tests list the registries)."""
+    from dagsim.grpo.algorithms import ALGORITHMS
+    from dagsim.grpo.rewards import REWARD_OBJECTIVES
+    from dagsim.objectives import OBJECTIVES
+    from dagsim.objectives import user as U
+
+    saved = [(d, dict(d)) for d in (OBJECTIVES, REWARD_OBJECTIVES, ALGORITHMS, U._LOADED_FILES)]
+    names = set(U.USER_REWARD_NAMES)
+    yield
+    for d, copy in saved:
+        d.clear()
+        d.update(copy)
+    U.USER_REWARD_NAMES.clear()
+    U.USER_REWARD_NAMES.update(names)
+
+
 def _run(capsys, *argv) -> tuple[int, str, str]:
     code = main(list(argv))
     out = capsys.readouterr()
