@@ -86,7 +86,7 @@ def solve_family(obj, family: UserFamily, nu0: np.ndarray, beta: float, constrai
             method, why = "closed-form", "the family gives a closed form"
         elif family.has_cvxpy:
             method, why = "cvxpy", "the family gives cvxpy_pieces: cvxpy ground truth"
-        elif family.separable:
+        elif family.separable and obj.dual_is_exact(beta):
             method, why = "dual", "the family is a SeparableObjective: the exact dual solver"
         elif constraints:
             raise DomainError(f"objective {family.name!r} has constraints but neither cvxpy_pieces nor a "
@@ -118,6 +118,22 @@ def solve_family(obj, family: UserFamily, nu0: np.ndarray, beta: float, constrai
                                    "max_abs_diff": float(np.abs(run.nus[0] - sol.nu).max()),
                                    "answer_distribution": {a: float(x) for a, x in zip(answers, run.nus[0])}}
     return sol, extra
+
+
+def solve_problem(prob):
+    """The optimum of an :class:`~dagsim.problem.AnswerProblem`: a user family's route (:func:`solve_family`),
+    else :func:`~dagsim.solvers.solve_answer_level` ("auto"). What the simulator measures distances to."""
+    from dagsim.objectives.user import family_of
+    from dagsim.solvers import solve_answer_level
+
+    family = family_of(prob.objective)
+    if family is None:
+        return solve_answer_level(prob.objective, prob.nu0, prob.beta, constraints=prob.constraints)
+    sol, extra = solve_family(prob.objective, family, prob.nu0, prob.beta, prob.constraints, "auto", prob.answers)
+    if sol is None:
+        raise DomainError(f"objective {family.name!r}: {extra['why']}; the simulator needs the exact optimum "
+                          "(give cvxpy_pieces, a closed form or a SeparableObjective)")
+    return sol
 
 
 def solve_user(prob, family: UserFamily, method: str = "auto"):

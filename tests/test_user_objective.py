@@ -194,6 +194,12 @@ def test_game_route_without_cvxpy_pieces(capsys, dag_file, tmp_path):
     dag = dagio.load(dag_file)
     assert np.abs(_dist(out) - _oracle(answer_marginal(dag), dag.reward, 0.8, 1.0)).max() < TOL_ORACLE
     assert out["kkt_residual"] < 1e-5
+    # the simulator measures distances to the same optimum (game route vs cvxpy): step 0 agrees
+    sims = [_json(capsys, "simulate", str(dag_file), "--algorithm", "diversity-grpo", "--mode", "expected",
+                  "--tau", "0.8", "--steps", "0", "--objective-module", spec)
+            for spec in (f"{path}:PowerMeanNoCvxpy", SPEC)]
+    assert abs(sims[0]["distance_to_optimum"] - sims[1]["distance_to_optimum"]) < TOL_ORACLE
+    assert sims[0]["distance_to_optimum"] > 10 * TOL_ORACLE
 
 
 GINI_CLONE = """

@@ -91,6 +91,15 @@ class UserFamily:
     has_closed_form: bool  # overrides closed_form
     has_table: bool  # gives group_reward_table(group_size) -> (K, G)
 
+    @classmethod
+    def of_class(cls, family_cls: type, name: str, source: str) -> UserFamily:
+        """The family record of a registered class (which optional pieces it overrides)."""
+        return cls(name=name, cls=family_cls, source=source,
+                   separable=issubclass(family_cls, SeparableObjective),
+                   has_cvxpy=_overrides(family_cls, "cvxpy_pieces"),
+                   has_closed_form=_overrides(family_cls, "closed_form"),
+                   has_table=callable(getattr(family_cls, "group_reward_table", None)))
+
     def make(self, n_answers: int, **params: Any):
         """An instance over ``n_answers`` answers (``make_objective`` semantics: unused params must be None)."""
         return make_objective(self.name, n_answers, **params)
@@ -229,15 +238,18 @@ def load_objective_module(spec: str, *, params: dict | None = None, rng: np.rand
         raise ValidationError(f"--objective-module: {class_name} does not implement the abstract method(s) "
                               f"{missing} of {cls.__mro__[1].__name__}")
     name = _register_class(cls, class_name, target)
-    family = UserFamily(
-        name=name, cls=cls, source=target,
-        separable=issubclass(cls, SeparableObjective),
-        has_cvxpy=_overrides(cls, "cvxpy_pieces"),
-        has_closed_form=_overrides(cls, "closed_form"),
-        has_table=callable(getattr(cls, "group_reward_table", None)),
-    )
+    family = UserFamily.of_class(cls, name, target)
+    cls._dagsim_user_source = target
     validate_family(family, params=params, rng=rng)
     return family
+
+
+def family_of(obj) -> UserFamily | None:
+    """The :class:`UserFamily` of an objective instance loaded by :func:`load_objective_module`, else None."""
+    cls = type(obj)
+    if not getattr(cls, "_dagsim_user_family", False) or OBJECTIVES.get(getattr(cls, "name", None)) is not cls:
+        return None
+    return UserFamily.of_class(cls, cls.name, getattr(cls, "_dagsim_user_source", cls.__module__))
 
 
 def _register_class(cls: type, class_name: str, target: str) -> str:
