@@ -134,7 +134,13 @@ def _simulate(p: argparse.ArgumentParser):
 def _run_user(args, run) -> int:
     """``simulate --objective-module``: register the family's group reward, let the algorithm take it."""
     from dagsim.cli_game import load_user_family
-    from dagsim.plugins import PLUGIN_DESCRIPTION, TABLE_DESCRIPTION, algorithm_with, register_group_reward
+    from dagsim.plugins import (
+        GROUP_DESCRIPTION,
+        PLUGIN_DESCRIPTION,
+        TABLE_DESCRIPTION,
+        algorithm_with,
+        register_group_reward,
+    )
 
     if args.objective is not None:
         from dagsim.errors import ValidationError
@@ -146,7 +152,8 @@ def _run_user(args, run) -> int:
 
     def report(result) -> dict:
         out = {"name": family.name, "source": spec, "group_reward": kind,
-               "group_reward_description": TABLE_DESCRIPTION if kind == "table" else PLUGIN_DESCRIPTION}
+               "group_reward_description": {"table": TABLE_DESCRIPTION, "group": GROUP_DESCRIPTION}.get(
+                   kind, PLUGIN_DESCRIPTION)}
         bias = _effective_bias(result)
         if bias is not None:
             out["effective_reward_bias_at_nu0"] = bias

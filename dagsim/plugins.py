@@ -9,8 +9,8 @@ The loader (:mod:`dagsim.objectives.user`) registers and validates the family; t
   and compared (``game_check``): T1 says they coincide for a concave family.
 * :func:`equilibrium` — mirror ascent with the Target best-responding (T6c), step halved on divergence.
 * :func:`register_group_reward` / :func:`algorithm_with` — the simulator's hooks: the family's per-sample
-  group reward (its own ``group_reward_table`` when it gives one, else the plug-in ∇Φ(q̂) at the group's
-  self-inclusive frequencies q̂ = C/G) and an algorithm that accepts the family as its objective.
+  group reward (its own ``count_reward_table`` / ``group_reward`` when it gives one, else the plug-in
+  ∇Φ(q̂) at the group's self-inclusive frequencies q̂ = C/G) and an algorithm that accepts the family.
 """
 
 from __future__ import annotations
@@ -36,9 +36,11 @@ PLUGIN_DESCRIPTION = ("plug-in: sample i gets ∇Φ(q̂)(z_i) at the group's sel
                       "degree < G (T8) and even q̂ itself has mean 1/G + (G−1)ν/G (T7); the exact effective "
                       "reward ḡ_G and its finite-G stationary point are T10's, and 'dagsim check "
                       "--objective-module' measures the stationary point's distance to ν*")
-TABLE_DESCRIPTION = ("the family's own group_reward_table(G): sample i gets T[z_i, C_i] with C_i the other "
+TABLE_DESCRIPTION = ("the family's own count_reward_table: sample i gets T[z_i, C_i] with C_i the other "
                      "samples' count of z_i; its bias is the table's (T7/T8), measured by "
                      "'dagsim check --objective-module'")
+GROUP_DESCRIPTION = ("the family's own group_reward(answers, ctx) on the whole group; its bias is its own, "
+                     "measured by 'dagsim check --objective-module'")
 
 
 # ---------------------------------------------------------------------- solve
@@ -168,12 +170,40 @@ def _plugin_rewards(family: UserFamily):
     return group_reward
 
 
+class _Estimates:
+    """``estimates`` of a family's ``count_reward_table(ctx, estimates)``: the estimator's (G,) tables of
+    p^a and log p, designed for ``ctx.table_size`` samples (T11a) — as the built-in count rewards use."""
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+
+    def log(self) -> np.ndarray:
+        from dagsim.grpo.rewards import _log_table
+
+        return _log_table(self.ctx)
+
+    def power(self, exponent: float) -> np.ndarray:
+        from dagsim.estimators import power_estimator_table
+        from dagsim.grpo.rewards import _power_kind, _sized_table
+
+        kind = _power_kind(self.ctx.estimator)
+        return _sized_table(self.ctx, lambda n: power_estimator_table(n, exponent, kind))
+
+
+def count_estimates(ctx):
+    """The ``estimates`` argument of ``count_reward_table`` (``dagsim.grpo.rewards.CountEstimates`` where the
+    family refactor provides it)."""
+    from dagsim.grpo import rewards as R
+
+    cls = getattr(R, "CountEstimates", None)
+    return cls(ctx) if cls is not None else _Estimates(ctx)
+
+
 def _table_rewards(family: UserFamily):
     def table(ctx) -> np.ndarray:
-        obj = family.make(ctx.n_answers, reward=ctx.task_reward, tau=ctx.tau, order=ctx.order)
-        t = np.asarray(obj.group_reward_table(ctx.group_size), dtype=np.float64)
+        t = np.asarray(family.cls.count_reward_table(ctx, count_estimates(ctx)), dtype=np.float64)
         if t.shape != (ctx.n_answers, ctx.group_size) or not np.all(np.isfinite(t)):
-            raise DomainError(f"objective {family.name!r}: group_reward_table({ctx.group_size}) must be a finite "
+            raise DomainError(f"objective {family.name!r}: count_reward_table must give a finite "
                               f"({ctx.n_answers}, {ctx.group_size}) array, got shape {t.shape}")
         return t
 
@@ -181,14 +211,21 @@ def _table_rewards(family: UserFamily):
 
 
 def register_group_reward(family: UserFamily) -> str:
-    """Register the family's group reward under its name (replacing a previous load's); returns its kind."""
+    """Register the family's GRPO group reward under its name (replacing a previous load's).
+
+    Returns its kind: "table" (the family's ``count_reward_table``), "group" (its ``group_reward``) or
+    "plugin" (∇Φ(q̂) at the group's frequencies, :data:`PLUGIN_DESCRIPTION`).
+    """
     from dagsim.grpo import rewards as R
 
     R.REWARD_OBJECTIVES.pop(family.name, None)
     USER_REWARD_NAMES.add(family.name)
-    if family.has_table:
+    if family.reward_hook == "table":
         R.count_objective(family.name)(_table_rewards(family))
         return "table"
+    if family.reward_hook == "group":
+        R.group_objective(family.name)(family.cls.group_reward)
+        return "group"
     R.group_objective(family.name)(_plugin_rewards(family))
     return "plugin"
 

@@ -225,9 +225,10 @@ GINI_CLONE = """
     {extra}
     """
 UNBIASED_TABLE = """
-        def group_reward_table(self, group_size):
-            c = np.arange(group_size) / (group_size - 1.0)
-            return self.task_reward[:, None] - 2.0 * self.tau * c[None, :]
+        @staticmethod
+        def count_reward_table(ctx, estimates):
+            c = np.arange(ctx.group_size) / (ctx.group_size - 1.0)
+            return ctx.task_reward[:, None] - 2.0 * ctx.tau * c[None, :]
     """
 
 
@@ -264,14 +265,27 @@ def test_simulate_plugin_reward_equals_builtin_plugin_gini(capsys, dag_file, tmp
     assert np.abs(_dist(user) - _dist(ref)).max() > 1e-6
 
 
-def test_simulate_family_table_equals_builtin_unbiased_gini(capsys, dag_file, tmp_path):
-    path = _write(tmp_path, "ginitable", GINI_CLONE.format(name="gini-table", extra=UNBIASED_TABLE))
-    user = _json(capsys, "simulate", str(dag_file), *SIM_COMMON, "--mode", "expected",
-                 "--objective-module", f"{path}:GiniClone")
-    ref = _json(capsys, "simulate", str(dag_file), *SIM_COMMON, "--mode", "expected", "--objective", "gini",
-                "--estimator", "unbiased", "--no-rloo-aware")
-    assert user["objective_module"]["group_reward"] == "table"
-    assert np.abs(_dist(user) - _dist(ref)).max() < TOL_SAME
+UNBIASED_GROUP = """
+        @staticmethod
+        def group_reward(answers, ctx):
+            G = answers.shape[-1]
+            others = (answers[..., :, None] == answers[..., None, :]).sum(axis=-1) - 1  # (B, G) LOO counts
+            return ctx.task_reward[answers] - 2.0 * ctx.tau * others / (G - 1.0)
+    """
+
+
+@pytest.mark.parametrize("hook, extra", [("table", UNBIASED_TABLE), ("group", UNBIASED_GROUP)])
+def test_simulate_family_reward_hook_equals_builtin_unbiased_gini(capsys, dag_file, tmp_path, hook, extra):
+    """The family's own reward (count_reward_table or group_reward) replaces the plug-in: a clone of the
+    unbiased Gini reward C/(G−1) reproduces the built-in gini with --estimator unbiased, G-tables."""
+    path = _write(tmp_path, f"gini{hook}", GINI_CLONE.format(name=f"gini-{hook}", extra=extra))
+    for mode in ("expected", "sampled"):
+        user = _json(capsys, "simulate", str(dag_file), *SIM_COMMON, "--mode", mode,
+                     "--objective-module", f"{path}:GiniClone")
+        ref = _json(capsys, "simulate", str(dag_file), *SIM_COMMON, "--mode", mode, "--objective", "gini",
+                    "--estimator", "unbiased", "--no-rloo-aware")
+        assert user["objective_module"]["group_reward"] == hook
+        assert np.abs(_dist(user) - _dist(ref)).max() < TOL_SAME, mode
 
 
 def test_simulate_power_mean_expected_and_sampled(capsys, dag_file):

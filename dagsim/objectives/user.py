@@ -2,8 +2,11 @@
 
 A user writes one Python file with a subclass of :class:`~dagsim.objectives.base.Objective` (usually
 :class:`~dagsim.objectives.base.SeparableObjective`) giving Φ (``value``), ∇Φ (``reward``), ``curvature``
-and ``is_concave_regime`` — optionally ``closed_form``, ``cvxpy_pieces`` and a per-sample group-reward
-table ``group_reward_table(group_size) -> (K, G)`` — and either decorates it with ``@register("name")``
+and ``is_concave_regime`` — optionally ``closed_form``, ``cvxpy_pieces`` and its own per-sample GRPO
+reward, the static hooks ``count_reward_table(ctx, estimates) -> (K, G)`` (reward T[z, c] of a sample of
+answer z whose G − 1 others hold c more z's; ``ctx`` a ``dagsim.grpo.rewards.RewardContext``,
+``estimates.power(a)`` / ``estimates.log()`` the chosen estimator's (G,) tables) or
+``group_reward(answers (B, G), ctx) -> (B, G)`` — and either decorates it with ``@register("name")``
 or lets the loader register it (under the class attribute ``name`` if the class body sets one, else the
 class name in lower case). No edit of the package is needed.
 
@@ -21,7 +24,7 @@ few random interior points of the simplex before anything is solved. Every failu
 * ``coordinate_response`` (separable families) does not solve β u − τ ρ'(e^u) = a;
 * ``cvxpy_pieces`` does not evaluate to Φ(ν) − β KL(ν‖ν0) or is not concave (DCP);
 * ``closed_form`` does not satisfy the KKT fixed point ν ∝ ν0·exp(∇Φ(ν)/β) (T1);
-* ``group_reward_table`` does not return a finite ``(K, G)`` array.
+* ``count_reward_table`` / ``group_reward`` do not return finite arrays of the right shape.
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ class UserFamily:
     separable: bool  # a SeparableObjective with coordinate_response: the exact dual solver applies
     has_cvxpy: bool  # overrides cvxpy_pieces: cvxpy ground truth applies
     has_closed_form: bool  # overrides closed_form
-    has_table: bool  # gives group_reward_table(group_size) -> (K, G)
+    reward_hook: str | None  # "table" (count_reward_table), "group" (group_reward) or None (plug-in)
 
     @classmethod
     def of_class(cls, family_cls: type, name: str, source: str) -> UserFamily:
@@ -98,7 +101,7 @@ class UserFamily:
                    separable=issubclass(family_cls, SeparableObjective),
                    has_cvxpy=_overrides(family_cls, "cvxpy_pieces"),
                    has_closed_form=_overrides(family_cls, "closed_form"),
-                   has_table=callable(getattr(family_cls, "group_reward_table", None)))
+                   reward_hook=reward_hook(family_cls))
 
     def make(self, n_answers: int, **params: Any):
         """An instance over ``n_answers`` answers (``make_objective`` semantics: unused params must be None)."""
@@ -320,8 +323,8 @@ def validate_family(family: UserFamily, *, params: dict | None = None, rng: np.r
         _check_cvxpy(family, obj, rng)
     if family.has_closed_form:
         _check_closed_form(family, obj, rng)
-    if family.has_table:
-        _check_table(family, obj)
+    if family.reward_hook is not None:
+        _check_reward_hook(family, obj, rng)
 
 
 def _value(family: UserFamily, obj, nu: np.ndarray) -> float:
@@ -448,9 +451,38 @@ def _check_closed_form(family: UserFamily, obj, rng: np.random.Generator) -> Non
                                            f"{CLOSED_FORM_ATOL:g} (ν ∝ ν0·exp(∇Φ(ν)/β) fails)")
 
 
-def _check_table(family: UserFamily, obj) -> None:
+def reward_hook(cls: type) -> str | None:
+    """Which per-sample GRPO reward a family class declares: "table", "group" or None (plug-in ∇Φ(q̂))."""
+    if getattr(cls, "count_reward_table", None) is not None:
+        return "table"
+    if getattr(cls, "group_reward", None) is not None:
+        return "group"
+    return None
+
+
+def reward_context(obj, group_size: int, estimator: str = "plugin"):
+    """A ``RewardContext`` for ``obj`` (its K, τ, r, order) at group size G, no no-answer index."""
+    from dagsim.grpo.rewards import RewardContext
+
+    return RewardContext(n_answers=obj.n_answers, group_size=int(group_size), tau=float(obj.tau),
+                         task_reward=np.asarray(obj.task_reward, dtype=np.float64),
+                         order=getattr(obj, "order", None), estimator=estimator)
+
+
+def _check_reward_hook(family: UserFamily, obj, rng: np.random.Generator) -> None:
+    from dagsim.plugins import count_estimates
+
     g = 4
-    t = np.asarray(_call(family, "group_reward_table", obj.group_reward_table, g), dtype=np.float64)
-    if t.shape != (obj.n_answers, g) or not np.all(np.isfinite(t)):
-        raise _fail(family, "group_reward_table", f"must return a finite array of shape (K, G) = "
-                                                  f"({obj.n_answers}, {g}), got shape {t.shape}")
+    ctx = reward_context(obj, g)
+    if family.reward_hook == "table":
+        field = "count_reward_table"
+        out = _call(family, field, family.cls.count_reward_table, ctx, count_estimates(ctx))
+        shape = (obj.n_answers, g)
+    else:
+        field = "group_reward"
+        answers = rng.integers(0, obj.n_answers, size=(3, g))
+        out = _call(family, field, family.cls.group_reward, answers, ctx)
+        shape = answers.shape
+    t = np.asarray(out, dtype=np.float64)
+    if t.shape != shape or not np.all(np.isfinite(t)):
+        raise _fail(family, field, f"must return a finite array of shape {shape}, got shape {t.shape}")
