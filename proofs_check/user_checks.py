@@ -32,9 +32,16 @@ from dagsim.generators import random_dag
 from dagsim.objectives.user import UserFamily
 from proofs_check.checks._subclaims import SubClaim, combine, reference_dag, tv
 from proofs_check.checks.dag_claims import FD_STEP, TOL_FD
-from proofs_check.checks.game_claims import N_PROBES, TOL_CVXPY, TOL_EXPL, TOL_ROUND, e2_lbfgs_optimum
+from proofs_check.checks.game_claims import N_PROBES, e2_lbfgs_optimum
 from proofs_check.checks.grpo_claims import stationary_point
 from proofs_check.registry import Check, Context, Evidence, run_check
+
+try:  # the shared tolerances module (issue #17, "app") where it exists; the same values as game_claims'
+    from dagsim.tolerances import CVXPY_NU as TOL_CVXPY
+    from dagsim.tolerances import EXPLOITABILITY as TOL_EXPL
+    from dagsim.tolerances import ROUND as TOL_ROUND
+except ModuleNotFoundError:
+    from proofs_check.checks.game_claims import TOL_CVXPY, TOL_EXPL, TOL_ROUND
 
 #: The game's equilibrium is computed to E4 ≤ 1e-12; since E4 ≥ (β/2)‖ν − ν*‖₁² (T1) and β ≥ 0.3 here,
 #: ‖ν − ν*‖₁ ≤ 2.6e-6. cvxpy's ν is accurate to ~1e-5 (TOL_CVXPY). Equal within this:

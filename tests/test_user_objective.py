@@ -19,9 +19,17 @@ import pytest
 from scipy.optimize import minimize
 
 from dagsim import dagio
-from dagsim.cli import main
 from dagsim.generators import random_dag
 from dagsim.marginals import answer_marginal
+
+try:  # the console script's entry point: the app/ top layer where it exists (issue #17), else dagsim's own
+    from app.cli import main
+
+    ENTRY_MODULE = "app"
+except ModuleNotFoundError:
+    from dagsim.cli import main
+
+    ENTRY_MODULE = "dagsim.cli"
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "objective_power_mean.py"
@@ -399,18 +407,18 @@ def test_missing_file_and_bad_spec(capsys, dag_file):
 
 
 def test_dotted_module_spec_and_real_process(dag_file):
-    """``module.path:Name`` through a real ``python -m dagsim.cli`` process (the example dir on PYTHONPATH)."""
+    """``module.path:Name`` through a real ``dagsim`` process (``python -m``; the example dir on PYTHONPATH)."""
     import os
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(EXAMPLE.parent), str(ROOT)])}
-    proc = subprocess.run([sys.executable, "-m", "dagsim.cli", "solve", str(dag_file), "--objective-module",
+    proc = subprocess.run([sys.executable, "-m", ENTRY_MODULE, "solve", str(dag_file), "--objective-module",
                            "objective_power_mean:PowerMeanObjective", "--json"],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     dag = dagio.load(dag_file)
     assert np.abs(_dist(out) - _oracle(answer_marginal(dag), dag.reward, 1.0, 1.0)).max() < TOL_ORACLE
-    proc = subprocess.run([sys.executable, "-m", "dagsim.cli", "solve", str(dag_file), "--objective-module",
+    proc = subprocess.run([sys.executable, "-m", ENTRY_MODULE, "solve", str(dag_file), "--objective-module",
                            "objective_power_mean:PowerMean"], capture_output=True, text=True, env=env,
                           cwd=ROOT, timeout=120)
     assert proc.returncode == 2 and "has no class 'PowerMean'" in proc.stderr and "Traceback" not in proc.stderr
