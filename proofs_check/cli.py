@@ -28,12 +28,13 @@ def run_user_from_args(args) -> int:
     from proofs_check.user_checks import run_user_checks
 
     family = load_objective_module(args.objective_module)
-    rows = run_user_checks(family, only=args.only, quick=args.quick, seed=args.seed, progress=not args.json)
+    rows, skipped = run_user_checks(family, only=args.only, quick=args.quick, seed=args.seed,
+                                    progress=not args.json)
     if args.out:
         write_report(rows, args.out)
     if args.json:
         print(json.dumps({"objective_module": {"name": family.name, "source": args.objective_module},
-                          "checks": rows}, indent=2, allow_nan=False))
+                          "checks": rows, "skipped": skipped}, indent=2, allow_nan=False))
     else:
         print(f"objective module {args.objective_module} (family {family.name!r})")
         render_table(rows)
@@ -41,7 +42,9 @@ def run_user_from_args(args) -> int:
             if "tv_to_optimum" in r:
                 ranges = ", ".join(f"{g}: {lo:.4g}–{hi:.4g}" for g, (lo, hi) in r["tv_to_optimum"].items())
                 print(f"{r['id']}: {r['group_reward']} group reward, TV of the finite-G stationary point to ν* "
-                      f"(min–max over instances): {ranges}")
+                      f"(min–max over instances): {ranges or 'no exact optimum to compare with'}")
+        for sk in skipped:
+            print(f"{sk['id']} skipped: {sk['why']}")
         failed = [r["id"] for r in rows if not r["passed"]]
         vacuous = [r["id"] for r in rows if not r["control_failed"]]
         if failed:

@@ -58,6 +58,10 @@ T10_BIAS_GROUPS = (2, 4, 8)
 T10_MAX_TRACES = 12
 
 
+class NotApplicable(Exception):
+    """A claim that does not apply to the family (reported as skipped, with the reason)."""
+
+
 def _draw(ctx: Context, family: UserFamily, k: int, params: dict):
     """A random instance of the family: r ~ N(0, 1), β ~ U(0.3, 3), τ ~ U(0.1, 2) unless fixed by ``params``."""
     r = ctx.rng.normal(size=k)
@@ -109,6 +113,9 @@ def _t1(ctx: Context, family: UserFamily, params: dict, *, beta_scale: float = 1
             gap = j_star - j
             bound = 0.5 * beta * float(np.abs(nu[0] - star).sum()) ** 2
             subs["zero_only_at_optimum"].record(max(0.0, gap - game.exploitability(nu), bound - gap))
+    if not routes:
+        raise NotApplicable(f"T1 (NE ⇔ optimum) is the concave case, but is_concave_regime(β) was False on "
+                            f"all {skipped} drawn instances (a convex Φ is T2's cooperative game)")
     return combine(subs, {"family": family.name, "solver_routes": sorted(routes),
                           "instances_outside_concave_regime": skipped})
 
@@ -174,7 +181,7 @@ def _small_dag(ctx: Context):
 def _t10(ctx: Context, family: UserFamily, params: dict, *, unbiased_claim: bool = False) -> Evidence:
     from dagsim.grpo.effective import effective_reward
     from dagsim.grpo.rewards import group_rewards
-    from dagsim.plugins import equilibrium, register_group_reward
+    from dagsim.plugins import register_group_reward, solve_family
 
     kind = register_group_reward(family)
     subs = {
@@ -204,20 +211,22 @@ def _t10(ctx: Context, family: UserFamily, params: dict, *, unbiased_claim: bool
         nu0 = M.answer_marginal(reference_dag(ctx.rng, k))
         obj, beta = _draw(ctx, family, k, params)
         kw = {"tau": obj.tau, "task_reward": obj.task_reward, "order": getattr(obj, "order", None)}
-        star = equilibrium(AnswerGame(obj, nu0[None, :], beta, np.ones(1))).nus[0]
+        sol, _ = solve_family(obj, family, nu0, beta)
+        star = sol.nu if sol is not None else None  # no optimum (not concave, no solver): no distance
         for G in T10_BIAS_GROUPS:
             def g_fn(nu, G=G, kw=kw):
                 return effective_reward(family.name, nu, G, baseline="rloo", **kw)
 
             nu_g, residual = stationary_point(g_fn, nu0, beta)
             subs["stationary"].record(residual)
-            dist[G].append(tv(nu_g, star))
+            if star is not None:
+                dist[G].append(tv(nu_g, star))
     extra = {
         "family": family.name,
         "group_reward": kind,
         "metric": "total variation ½‖ν_G − ν*‖₁ of the finite-G stationary point (RLOO, no std scaling) to "
                   "the equilibrium ν* (the group reward's structural bias, T10)",
-        "tv_to_optimum": {f"G={G}": [round(min(v), 6), round(max(v), 6)] for G, v in dist.items()},
+        "tv_to_optimum": {f"G={G}": [round(min(v), 6), round(max(v), 6)] for G, v in dist.items() if v},
     }
     return combine(subs, extra)
 
@@ -242,8 +251,9 @@ def user_checks(family: UserFamily, *, params: dict | None = None) -> dict[str, 
 
 
 def run_user_checks(family: UserFamily, *, only=None, quick: bool = False, seed: int = 0, params=None,
-                    progress: bool = False) -> list[dict]:
-    """Run T1, T9, T10 (or ``only`` of them) for ``family``: the rows of ``dagsim check`` plus ``family``."""
+                    progress: bool = False) -> tuple[list[dict], list[dict]]:
+    """Run T1, T9, T10 (or ``only`` of them) for ``family``: (the rows of ``dagsim check``, each with
+    ``family``; the claims skipped as not applicable, ``[{"id", "why"}]``)."""
     import sys
 
     from dagsim.errors import ValidationError
@@ -254,11 +264,18 @@ def run_user_checks(family: UserFamily, *, only=None, quick: bool = False, seed:
     if unknown:
         raise ValidationError(f"--only with --objective-module: unknown claim id(s) {unknown}; the user-family "
                               f"report has {list(checks)}")
-    rows = []
+    rows, skipped = [], []
     for cid in wanted:
         if progress:
             print(f"  checking {cid} for {family.name} ...", file=sys.stderr, flush=True)
-        row = run_check(checks[cid], quick=quick, seed=seed)
+        try:
+            row = run_check(checks[cid], quick=quick, seed=seed)
+        except NotApplicable as exc:
+            skipped.append({"id": cid, "why": str(exc)})
+            continue
         row["family"] = family.name
         rows.append(row)
-    return rows
+    if not rows:
+        raise ValidationError(f"--objective-module: no claim applies to {family.name!r}: "
+                              + "; ".join(f"{s['id']}: {s['why']}" for s in skipped))
+    return rows, skipped

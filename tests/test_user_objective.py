@@ -329,6 +329,34 @@ def test_check_reports_t1_t9_t10_with_failing_controls(capsys):
     assert tv["G=8"][1] < tv["G=2"][0]  # the plug-in's bias shrinks with G on these instances
 
 
+def test_check_skips_t1_for_a_convex_family(capsys, tmp_path):
+    """T1 is the concave case: for a convex Φ (τ‖ν‖₂, no solver) it is reported as skipped, T9 still runs."""
+    path = _write(tmp_path, "l2", """
+        import numpy as np
+        from dagsim.objectives.base import Objective, check_vector
+
+        class L2Norm(Objective):
+            name = "l2-norm"
+            curvature = "convex"
+            def value(self, nu):
+                nu = check_vector(nu, self.n_answers)
+                return float(self.task_reward @ nu + self.tau * np.sqrt(nu @ nu))
+            def reward(self, q):
+                q = check_vector(q, self.n_answers)
+                return self.task_reward + self.tau * q / np.sqrt(q @ q)
+            def is_concave_regime(self, beta):
+                return False
+        """)
+    code, out, err = _run(capsys, "check", "--objective-module", f"{path}:L2Norm", "--quick", "--json",
+                          "--only", "T1", "T9")
+    assert code == 0, err
+    report = json.loads(out)
+    assert [r["id"] for r in report["checks"]] == ["T9"] and report["checks"][0]["passed"]
+    assert report["skipped"][0]["id"] == "T1" and "concave" in report["skipped"][0]["why"]
+    code, _, err = _run(capsys, "check", "--objective-module", f"{path}:L2Norm", "--quick", "--only", "T1")
+    assert code == 2 and "no claim applies" in err
+
+
 def test_check_fails_a_family_whose_gradient_is_wrong_inside_the_claims(capsys, tmp_path):
     """A ∇Φ wrong only near the faces (ν_z < 0.05, where the loader's interior points never go) passes the
     loader but fails T1/T9: the report can say NO."""
