@@ -21,7 +21,7 @@ import dataclasses
 import numpy as np
 
 from dagsim.errors import DomainError, SolverError
-from dagsim.objectives.user import USER_REWARD_NAMES, UserFamily
+from dagsim.objectives.user import USER_NAMES, UserFamily
 
 #: Mirror-ascent steps tried by :func:`equilibrium`, in units of 1/β (halved on divergence).
 EQUILIBRIUM_STEPS = (0.2, 0.05, 0.0125)
@@ -219,7 +219,7 @@ def register_group_reward(family: UserFamily) -> str:
     from dagsim.grpo import rewards as R
 
     R.REWARD_OBJECTIVES.pop(family.name, None)
-    USER_REWARD_NAMES.add(family.name)
+    USER_NAMES.add(family.name)
     if family.reward_hook == "table":
         R.count_objective(family.name)(_table_rewards(family))
         return "table"

@@ -49,13 +49,13 @@ def _restore_registries():
     from dagsim.objectives import user as U
 
     saved = [(d, dict(d)) for d in (OBJECTIVES, REWARD_OBJECTIVES, ALGORITHMS, U._LOADED_FILES)]
-    names = set(U.USER_REWARD_NAMES)
+    names = set(U.USER_NAMES)
     yield
     for d, copy in saved:
         d.clear()
         d.update(copy)
-    U.USER_REWARD_NAMES.clear()
-    U.USER_REWARD_NAMES.update(names)
+    U.USER_NAMES.clear()
+    U.USER_NAMES.update(names)
 
 
 def _run(capsys, *argv) -> tuple[int, str, str]:
@@ -400,6 +400,11 @@ BAD_GRADIENT = f"""
      "    def value(self, nu):\n        return 0.0\n", "Half", "abstract method"),
     ("from dagsim.objectives.base import register\nfrom dagsim.objectives.entropy import EntropyObjective\n"
      "@register('entropy')\nclass Mine(EntropyObjective):\n    pass\n", "Mine", "name clash"),
+    ("from dagsim.objectives.base import register\nfrom dagsim.objectives.entropy import EntropyObjective\n"
+     "@register('ttrl')\nclass Mine(EntropyObjective):\n    pass\n", "Mine", "name clash"),
+    ("from dagsim.objectives.entropy import EntropyObjective\nclass Entropy(EntropyObjective):\n    pass\n",
+     "Entropy", "name clash"),
+    ("from dagsim.objectives.gini import GiniObjective\n", "GiniObjective", "built-in family 'gini'"),
     ("from dagsim.objectives.collision import CollisionObjective\nclass Cvx(CollisionObjective):\n"
      "    name = 'convex-says-concave'\n    family_curvature = 'concave'\n", "Cvx", "field 'curvature'"),
     (f"import sys\nsys.path.insert(0, {str(EXAMPLE.parent)!r})\nimport cvxpy as cp\n"

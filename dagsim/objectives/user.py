@@ -76,8 +76,8 @@ CLOSED_FORM_ATOL = 1e-8
 #: β of the validation instances (coordinate_response, cvxpy_pieces, closed_form).
 CHECK_BETA = 0.7
 
-#: Group-reward names registered for user families (dagsim/plugins.py), not built-ins.
-USER_REWARD_NAMES: set[str] = set()
+#: Every name a user family has taken in this process (objective and group-reward registries): not built-in.
+USER_NAMES: set[str] = set()
 #: Loaded files: resolved path -> (mtime_ns, size, module name, registered names).
 _LOADED_FILES: dict[str, tuple[int, int, str, tuple[str, ...]]] = {}
 
@@ -114,7 +114,7 @@ def builtin_names() -> set[str]:
     from dagsim.grpo.rewards import REWARD_OBJECTIVES
 
     names = {n for n, c in OBJECTIVES.items() if not getattr(c, "_dagsim_user_family", False)}
-    return names | (set(REWARD_OBJECTIVES) - USER_REWARD_NAMES)
+    return names | (set(REWARD_OBJECTIVES) - USER_NAMES)
 
 
 def _overrides(cls: type, attr: str, base: type = Objective) -> bool:
@@ -165,6 +165,7 @@ def _import_file(target: str):
     # earlier one used (it replaces it); only the built-in names are reserved.
     hidden = {n: c for n, c in OBJECTIVES.items() if getattr(c, "_dagsim_user_family", False)}
     _unregister(tuple(hidden))
+    reserved = builtin_names()
     before = set(OBJECTIVES)
     sys.modules[module_name] = module
     try:
@@ -177,6 +178,14 @@ def _import_file(target: str):
             raise
         raise _import_error(target, exc) from None
     added = tuple(set(OBJECTIVES) - before)
+    clash = sorted(set(added) & reserved)
+    if clash:  # e.g. @register("ttrl"): free among the families, taken by a built-in group reward
+        sys.modules.pop(module_name, None)
+        _unregister(added)
+        OBJECTIVES.update(hidden)
+        raise ValidationError(f"--objective-module {target!r}: name clash: {clash} is a built-in family or group "
+                              "reward; register the class under another name")
+    USER_NAMES.update(added)
     for n, c in hidden.items():
         if n not in OBJECTIVES:
             OBJECTIVES[n] = c
@@ -200,6 +209,7 @@ def _import_error(target: str, exc: BaseException) -> ValidationError:
 
 
 def _import_module(target: str):
+    reserved = builtin_names()
     before = set(OBJECTIVES)
     try:
         module = importlib.import_module(target)
@@ -207,8 +217,14 @@ def _import_module(target: str):
         raise ValidationError(f"--objective-module: no module {target!r} ({exc})") from None
     except Exception as exc:
         raise _import_error(target, exc) from None
-    for n in set(OBJECTIVES) - before:
+    added = set(OBJECTIVES) - before
+    if added & reserved:
+        _unregister(tuple(added))
+        raise ValidationError(f"--objective-module {target!r}: name clash: {sorted(added & reserved)} is a built-in "
+                              "family or group reward; register the class under another name")
+    for n in added:
         OBJECTIVES[n]._dagsim_user_family = True
+        USER_NAMES.add(n)
     return module
 
 
@@ -274,6 +290,7 @@ def _register_class(cls: type, class_name: str, target: str) -> str:
     cls.name = name
     cls._dagsim_user_family = True
     OBJECTIVES[name] = cls
+    USER_NAMES.add(name)
     return name
 
 
