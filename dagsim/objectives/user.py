@@ -75,6 +75,11 @@ CVXPY_RTOL = 1e-8
 CLOSED_FORM_ATOL = 1e-8
 #: β of the validation instances (coordinate_response, cvxpy_pieces, closed_form).
 CHECK_BETA = 0.7
+#: Group size G at which a family's own GRPO reward hook is called once for its shape and finiteness.
+CHECK_GROUP_SIZE = 4
+#: Shifts a of the coordinate_response check: this many draws from N(0, CHECK_SHIFT_SCALE²).
+CHECK_SHIFTS = 8
+CHECK_SHIFT_SCALE = 2.0
 
 #: Every name a user family has taken in this process (objective and group-reward registries): not built-in.
 USER_NAMES: set[str] = set()
@@ -413,7 +418,7 @@ def _check_coordinate_response(family: UserFamily, obj, rng: np.random.Generator
     beta = CHECK_BETA
     if not _call(family, "dual_is_exact", obj.dual_is_exact, beta) or obj.tau == 0:
         return
-    a = rng.normal(scale=2.0, size=8)
+    a = rng.normal(scale=CHECK_SHIFT_SCALE, size=CHECK_SHIFTS)  # (CHECK_SHIFTS,)
     out = _call(family, "coordinate_response", obj.coordinate_response, a, beta)
     try:
         u, du = (np.asarray(x, dtype=np.float64) for x in out)
@@ -489,7 +494,7 @@ def reward_context(obj, group_size: int, estimator: str = "plugin"):
 def _check_reward_hook(family: UserFamily, obj, rng: np.random.Generator) -> None:
     from dagsim.plugins import count_estimates
 
-    g = 4
+    g = CHECK_GROUP_SIZE
     ctx = reward_context(obj, g)
     if family.reward_hook == "table":
         field = "count_reward_table"
