@@ -429,6 +429,18 @@ def test_the_right_gradient_is_accepted_by_the_same_check(capsys, dag_file, tmp_
     assert code == 0, err
 
 
+def test_a_rewritten_file_is_reloaded(capsys, dag_file, tmp_path):
+    """The same path loaded again after an edit runs the new content (the loader keys on the file's bytes)."""
+    path = _write(tmp_path, "edited", BAD_GRADIENT.replace("power-mean-wrong", "power-mean-edited"))
+    code, _, err = _run(capsys, "solve", str(dag_file), "--objective-module", f"{path}:WrongGradient")
+    assert code == 2 and "field 'reward'" in err
+    Path(path).write_text(Path(path).read_text().replace("2.0 * (super", "1.0 * (super"))
+    code, _, err = _run(capsys, "solve", str(dag_file), "--objective-module", f"{path}:WrongGradient", "--json")
+    assert code == 0, err
+    code, _, err = _run(capsys, "solve", str(dag_file), "--objective-module", f"{path}:WrongGradient", "--json")
+    assert code == 0, err  # unchanged: the cached module
+
+
 def test_missing_file_and_bad_spec(capsys, dag_file):
     code, _, err = _run(capsys, "solve", str(dag_file), "--objective-module", "nowhere/none.py:X")
     assert code == 2 and "does not exist" in err

@@ -83,8 +83,8 @@ CHECK_SHIFT_SCALE = 2.0
 
 #: Every name a user family has taken in this process (objective and group-reward registries): not built-in.
 USER_NAMES: set[str] = set()
-#: Loaded files: resolved path -> (mtime_ns, size, module name, registered names).
-_LOADED_FILES: dict[str, tuple[int, int, str, tuple[str, ...]]] = {}
+#: Loaded files: resolved path -> (sha1 of the content, module name, registered names).
+_LOADED_FILES: dict[str, tuple[str, str, tuple[str, ...]]] = {}
 
 
 @dataclass(frozen=True)
@@ -154,13 +154,13 @@ def _import_file(target: str):
     if not path.is_file():
         raise ValidationError(f"--objective-module: file {target!r} does not exist")
     resolved = str(path.resolve())
-    stat = path.stat()
+    digest = hashlib.sha1(path.read_bytes()).hexdigest()  # the file's content: a rewrite is a new version
     previous = _LOADED_FILES.get(resolved)
-    if previous is not None and previous[:2] == (stat.st_mtime_ns, stat.st_size) and previous[2] in sys.modules:
-        return sys.modules[previous[2]]
+    if previous is not None and previous[0] == digest and previous[1] in sys.modules:
+        return sys.modules[previous[1]]
     if previous is not None:  # the file changed: forget what its previous version registered
-        _unregister(previous[3])
-        sys.modules.pop(previous[2], None)
+        _unregister(previous[2])
+        sys.modules.pop(previous[1], None)
     module_name = "dagsim_user_objective_" + hashlib.sha1(resolved.encode()).hexdigest()[:16]
     spec = importlib.util.spec_from_file_location(module_name, resolved)
     if spec is None or spec.loader is None:
@@ -195,13 +195,13 @@ def _import_file(target: str):
         if n not in OBJECTIVES:
             OBJECTIVES[n] = c
         else:  # replaced: the other file's module is stale now
-            for path, entry in list(_LOADED_FILES.items()):
-                if n in entry[3]:
-                    sys.modules.pop(entry[2], None)
-                    del _LOADED_FILES[path]
+            for other, entry in list(_LOADED_FILES.items()):
+                if n in entry[2]:
+                    sys.modules.pop(entry[1], None)
+                    del _LOADED_FILES[other]
     for n in added:
         OBJECTIVES[n]._dagsim_user_family = True
-    _LOADED_FILES[resolved] = (stat.st_mtime_ns, stat.st_size, module_name, added)
+    _LOADED_FILES[resolved] = (digest, module_name, added)
     return module
 
 
@@ -264,7 +264,11 @@ def load_objective_module(spec: str, *, params: dict | None = None, rng: np.rand
     name = _register_class(cls, class_name, target)
     family = UserFamily.of_class(cls, name, target)
     cls._dagsim_user_source = target
-    validate_family(family, params=params, rng=rng)
+    try:
+        validate_family(family, params=params, rng=rng)
+    except BaseException:
+        _unregister((name,))  # an invalid family is not left registered
+        raise
     return family
 
 
