@@ -67,12 +67,13 @@ def equilibrium(game, *, start=None, iterations: int = EQUILIBRIUM_ITERATIONS, t
 
 
 def solve_family(obj, family: UserFamily, nu0: np.ndarray, beta: float, constraints=(), method: str = "auto",
-                 answers=None):
+                 answers=None, *, game_check: bool = True):
     """Solve (E2) for an instance ``obj`` of a user family; returns ``(AnswerSolution or None, extra)``.
 
     ``method``: as ``dagsim solve --method`` ("auto" picks the route of the module docstring; "trace"
     is the caller's). ``extra`` holds ``route`` and ``why`` (what ran and why) and, for a solution the
-    game did not produce, ``game_check``: the game's equilibrium (T1) and its distance to the solution.
+    game did not produce, ``game_check`` (unless ``game_check=False``): the game's equilibrium (T1) and
+    its distance to the solution.
     ``None`` for the solution means: no solver applies and (E2) is not concave, use the trace route.
     """
     from dagsim.game.payoff import AnswerGame
@@ -109,7 +110,7 @@ def solve_family(obj, family: UserFamily, nu0: np.ndarray, beta: float, constrai
         return sol, {"route": "game", "why": why}
     sol = solve_answer_level(obj, nu0, beta, constraints=constraints, method=method)
     extra = {"route": sol.method, "why": why}
-    if not constraints:
+    if game_check and not constraints:
         try:
             run = equilibrium(game)
         except SolverError as exc:
@@ -131,7 +132,8 @@ def solve_problem(prob):
     family = family_of(prob.objective)
     if family is None:
         return solve_answer_level(prob.objective, prob.nu0, prob.beta, constraints=prob.constraints)
-    sol, extra = solve_family(prob.objective, family, prob.nu0, prob.beta, prob.constraints, "auto", prob.answers)
+    sol, extra = solve_family(prob.objective, family, prob.nu0, prob.beta, prob.constraints, "auto", prob.answers,
+                              game_check=False)
     if sol is None:
         raise DomainError(f"objective {family.name!r}: {extra['why']}; the simulator needs the exact optimum "
                           "(give cvxpy_pieces, a closed form or a SeparableObjective)")
