@@ -24,9 +24,11 @@ each limit against dagsim's solver at small β.
 
 **Finite G (T10–T12).** At β = 0 the trainer's expected update follows the finite-G effective reward ḡ_G
 (``dagsim.grpo.effective``, the trainer's estimator and RLOO-aware tables). :func:`finite_group_attractor`
-integrates the natural-gradient flow ν ← ν·e^{η ḡ_G(ν)} from ν0 to its limit. It matters for the entropy
-objective: its log table is bounded, so ḡ_G(correct) − ḡ_G(wrong) ≥ 1 − τ·(table range) > 0 and the flow
-ends on the correct answer, while the G → ∞ optimum e^{r/τ} spreads mass over every answer of the support.
+integrates the natural-gradient flow ν ← ν·e^{η ḡ_G(ν)} from ν0 to its limit. It matters twice. Entropy:
+its log table is bounded, so ḡ_G(correct) − ḡ_G(wrong) ≥ 1 − τ·(table range) > 0 and the flow ends on the
+correct answer, while the G → ∞ optimum e^{r/τ} spreads mass over every answer of the support. Arithmetic
+consensus: at G = 8 the plug-in estimates of log q̂ − log ν̂_j are biased against rare answers even when the
+views agree, so the flow does not stop at the hard-coherence point q* but sharpens to a vertex.
 
 **Answer space, support and uncovered mass.** Each prompt's (or problem's, for consensus) vector is written
 on a fixed partition: the answers whose certified lower bound is ≥ ``min_answer_mass`` in some view, the
@@ -86,7 +88,7 @@ SKIPS_NO_ANSWER = ("majority", "collision", "consensus")
 #: t quantiles (two-sided 95 %) for n − 1 degrees of freedom, n = 2..10.
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 #: Mirror-ascent step of the finite-G flow and its stopping rule (max |Δν| per step).
-FLOW_STEP = 2.0
+FLOW_STEP = 0.5
 FLOW_TOL = 1e-9
 FLOW_MAX_ITER = 20_000
 
@@ -267,35 +269,48 @@ def predict_game(game: Game, nu0s: np.ndarray, reward: np.ndarray, candidates: n
     return np.stack([np.asarray(solve_answer_level(obj, n0, game.beta).nu, dtype=np.float64) for n0 in floor])
 
 
-def finite_group_attractor(game: Game, nu0: np.ndarray, reward: np.ndarray, no_answer: int | None = None
+def finite_group_attractor(game: Game, nu0s: np.ndarray, reward: np.ndarray, no_answer: int | None = None
                            ) -> np.ndarray | None:
-    """Limit of the expected finite-G GRPO flow at β = 0 (T10): ν ← ν·e^{η ḡ_G(ν)}/Z from ν0, with the exact
+    """Limit of the expected finite-G GRPO flow at β = 0 (T10): ν_j ← ν_j·e^{η ḡ_j(ν)}/Z from ν0, with the exact
     effective reward ḡ_G of the trainer's reward (RLOO, no std scaling, its estimator and RLOO-aware table
-    size, T11a/T12). Single-view count objectives only (reward, sharpen, entropy, empo); None otherwise."""
-    from dagsim.grpo.effective import effective_reward
+    size, T11a/T12). ``nu0s`` (m, K); returns (m, K), or None where no exact path is cheap enough: single-view
+    count objectives (reward, sharpen, entropy, empo) per view, and arithmetic consensus jointly over the views
+    (its binomial path); TTRL (order-dependent votes) and geometric consensus need the enumeration path."""
+    from dagsim.grpo.effective import effective_reward, effective_reward_multiview
 
-    if game.beta != 0 or game.objective not in ("reward", "sharpen", "entropy", "collision"):
+    if game.beta != 0:
         return None
-    objective = "empo" if game.algorithm == "empo" else game.objective
     G = game.group_size
-    kw = dict(baseline="rloo", scale="none", estimator=game.estimator,
-              table_size=G - 1 if game.rloo_aware and G > 2 else None)
-    if objective in ("sharpen", "entropy"):
-        kw["tau"] = game.tau
-    if objective in ("reward", "entropy"):
-        kw["task_reward"] = reward
-    if objective == "empo":
-        kw["no_answer"] = no_answer
-    nu = np.maximum(np.asarray(nu0, dtype=np.float64), 1e-12)
-    nu /= nu.sum()
+    table_size = G - 1 if game.rloo_aware and G > 2 else None
+    nu = np.maximum(np.asarray(nu0s, dtype=np.float64), 1e-12)
+    nu = nu / nu.sum(axis=1, keepdims=True)  # (m, K)
+    if game.objective == "consensus" and game.consensus == "arithmetic":
+        def g_of(x):
+            return effective_reward_multiview("consensus", x, G, consensus="arithmetic", tau=game.tau,
+                                              estimator=game.estimator, rloo_aware=game.rloo_aware)
+    elif game.objective in ("reward", "sharpen", "entropy", "collision"):
+        objective = "empo" if game.algorithm == "empo" else game.objective
+        kw = dict(baseline="rloo", scale="none", estimator=game.estimator, table_size=table_size)
+        if objective in ("sharpen", "entropy"):
+            kw["tau"] = game.tau
+        if objective in ("reward", "entropy"):
+            kw["task_reward"] = reward
+        if objective == "empo":
+            kw["no_answer"] = no_answer
+
+        def g_of(x):
+            return np.stack([effective_reward(objective, row, G, **kw) for row in x])
+    else:
+        return None
     for _ in range(FLOW_MAX_ITER):
-        g = effective_reward(objective, nu, G, **kw)  # (K,)
-        logn = np.log(nu) + FLOW_STEP * (g - g.max())
-        new = np.exp(logn - np.logaddexp.reduce(logn))
-        new = np.maximum(new, 1e-300)
-        if np.abs(new - nu).max() <= FLOW_TOL:
-            return new / new.sum()
-        nu = new / new.sum()
+        g = g_of(nu)  # (m, K)
+        logn = np.log(nu) + FLOW_STEP * (g - g.max(axis=1, keepdims=True))
+        new = np.maximum(np.exp(logn - np.logaddexp.reduce(logn, axis=1, keepdims=True)), 1e-300)
+        new = new / new.sum(axis=1, keepdims=True)
+        done = np.abs(new - nu).max() <= FLOW_TOL
+        nu = new
+        if done:
+            break
     return nu
 
 
@@ -510,6 +525,7 @@ def predict_all(games: Sequence[Game], problems, marginals: dict[str, dict], min
         for game in games:
             cand = _candidates(labels, game.objective)
             nu_star = predict_game(game, nu0s, reward, cand)  # (m, K)
+            nu_g = finite_group_attractor(game, nu0s, reward, na) if finite_g else None  # (m, K) | None
             for v, rec in enumerate(recs):
                 trap = misconception_answer(p, v) if p.operands else None
                 mode = labels[int(np.argmax(np.where(cand, nu0s[v], -1.0)))]
@@ -521,11 +537,9 @@ def predict_all(games: Sequence[Game], problems, marginals: dict[str, dict], min
                     "residual": max(0.0, 1.0 - float(rec["covered_mass"])), "base_mode": mode,
                     "mode_certified": mode_certified(rec, mode),
                 }
-                if finite_g:
-                    nu_g = finite_group_attractor(game, nu0s[v], reward, na)
-                    if nu_g is not None:
-                        item["nu_G"] = [float(x) for x in nu_g]
-                        item["predicted_accuracy_G"] = float(nu_g[correct])
+                if nu_g is not None:
+                    item["nu_G"] = [float(x) for x in nu_g[v]]
+                    item["predicted_accuracy_G"] = float(nu_g[v][correct])
                 out[game.row].append(item)
     return out
 

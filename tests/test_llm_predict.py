@@ -116,14 +116,22 @@ def test_finite_group_flow_sends_diversity_to_the_correct_answer():
     nu0 = np.array([0.5, 0.2, 0.2, 0.1])
     reward = np.array([0.0, 1.0, 0.0, 0.0])
     game = _game("entropy", tau=0.15, labelled=True, algorithm="diversity-grpo")
-    nu_g = finite_group_attractor(game, nu0, reward)
+    nu_g = finite_group_attractor(game, nu0[None, :], reward)[0]
     assert nu_g[1] > 0.999
     lim = limit_optimum("entropy", nu0, 0.15, reward=reward, candidates=np.ones(4, bool))
     e = math.exp(1 / 0.15)
     assert lim[1] == pytest.approx(e / (e + 3))
     # sharpen's flow keeps the mode (the same vertex as the G → ∞ limit)
-    sharp = finite_group_attractor(_game("sharpen"), nu0, np.zeros(4))
+    sharp = finite_group_attractor(_game("sharpen"), nu0[None, :], np.zeros(4))[0]
     assert sharp[0] > 0.999
+    # arithmetic consensus at G = 8 (plug-in): the views meet and keep sharpening, unlike q* (G → ∞)
+    views = np.array([[0.5, 0.3, 0.2, 0.0], [0.2, 0.6, 0.1, 0.1]])
+    arith = Game(row="a", algorithm="coherence-grpo", objective="consensus", beta=0.0, tau=1.0,
+                 consensus="arithmetic", labelled=False, group_size=8, estimator="plugin", rloo_aware=True)
+    flow = finite_group_attractor(arith, views, np.zeros(4))
+    assert np.abs(flow[0] - flow[1]).max() < 1e-3 and flow.max() > 0.99
+    assert hard_coherence(views, np.ones(4, bool)).max() < 0.6
+    assert finite_group_attractor(_game("majority", algorithm="ttrl"), views, np.zeros(4)) is None
 
 
 # ------------------------------------------------------------------------------------ objective mapping
