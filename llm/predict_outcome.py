@@ -333,15 +333,16 @@ def certify_prompts(model_dir: str | Path, prompts: Sequence[tuple[str, str]], *
                     progress: bool = False) -> dict[str, dict]:
     """Certified marginals ``{key: CertifiedMarginal.to_json()}`` of ``prompts`` ``[(key, text)]`` under the
     model in ``model_dir``; reused from / written to ``cache`` (atomically, after every prompt) when its
-    model hash and settings match."""
+    model hash, mass and length match. A cached record is reused if it reached ``mass`` or was certified with
+    at least ``budget_seconds`` (so a rerun with a larger budget re-certifies only the budget-stopped ones)."""
     from tqdm.auto import tqdm
 
     from llm.answers import resolve_answer_parser
     from llm.certified import certified_marginal
     from llm.model import load_model
 
-    settings = {"mass": mass, "budget_seconds": budget_seconds, "max_new_tokens": max_new_tokens,
-                "temperature": 1.0, "model_sha256": model_digest(model_dir)}
+    settings = {"mass": mass, "max_new_tokens": max_new_tokens, "temperature": 1.0,
+                "model_sha256": model_digest(model_dir)}
     store = {"format": CACHE_FORMAT, "settings": settings, "model": str(model_dir), "marginals": {}}
     if cache is not None and Path(cache).is_file():
         try:
@@ -350,17 +351,21 @@ def certify_prompts(model_dir: str | Path, prompts: Sequence[tuple[str, str]], *
             raise ValidationError(f"predict.cache: {cache} is not JSON ({exc})") from None
         if old.get("format") == CACHE_FORMAT and old.get("settings") == settings:
             store["marginals"] = old["marginals"]
-    todo = [(k, t) for k, t in prompts if k not in store["marginals"]]
+
+    def reusable(rec: dict | None) -> bool:
+        return rec is not None and (rec["stopped_by"] != "budget" or rec.get("budget_seconds", 0.0) >= budget_seconds)
+
+    todo = [(k, t) for k, t in prompts if not reusable(store["marginals"].get(k))]
     if todo:
         model, tokenizer = load_model(str(model_dir))
         parser = resolve_answer_parser("", embedded_task=True, flag="--answer-parser")
         for key, text in tqdm(todo, desc=f"certify {Path(model_dir).name}", disable=not progress):
             m = certified_marginal(model, tokenizer, text, extract_answer=parser, mass=mass,
                                    max_new_tokens=max_new_tokens, temperature=1.0, budget_seconds=budget_seconds)
-            store["marginals"][key] = m.to_json()
+            store["marginals"][key] = {**m.to_json(), "budget_seconds": budget_seconds}
             if cache is not None:
                 Path(cache).parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_json(cache, store)
+                atomic_write_json(cache, store, indent=None)
     return {k: store["marginals"][k] for k, _ in prompts}
 
 
@@ -583,9 +588,24 @@ def summarize_row(game: Game, records: list[dict], measured: dict[int, dict[str,
             entry["measured"] = seed_summary(per_seed)
             entry["gap"] = entry["measured"]["mean"] - entry["predicted"]
         summary[cname] = entry
-    return {"game": dataclasses.asdict(game), "summary": summary,
+    return {"game": dataclasses.asdict(game), "summary": summary, "per_prompt": per_prompt_agreement(records),
             "seeds": sorted(measured),
             "mode_certified_fraction": float(np.mean([r["mode_certified"] for r in records]))}
+
+
+def per_prompt_agreement(records: list[dict]) -> dict | None:
+    """Prompt by prompt: Pearson r of predicted vs measured accuracy (seed mean), and the measured accuracy
+    of the prompts predicted ≥ ½ vs < ½ (a vertex prediction is 0 or 1 per prompt)."""
+    pairs = [(r["predicted_accuracy"], r["measured_accuracy"]) for r in records
+             if r.get("measured_accuracy") is not None]
+    if len(pairs) < 2:
+        return None
+    x, y = np.array(pairs).T
+    out = {"n": len(pairs), "pearson_r": float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else None}
+    for name, sel in (("measured_where_predicted_high", x >= 0.5), ("measured_where_predicted_low", x < 0.5)):
+        out[name] = float(y[sel].mean()) if sel.any() else None
+        out[name.replace("measured", "n")] = int(sel.sum())
+    return out
 
 
 def certify_trained(rows_by_variant: dict[str, dict], predictions: dict[str, list[dict]], problems,
@@ -600,7 +620,8 @@ def certify_trained(rows_by_variant: dict[str, dict], predictions: dict[str, lis
         pick = ([r for r in recs if r["misread"]][: config.gap_prompts]
                 + [r for r in recs if not r["misread"]][: config.gap_prompts])
         keys = [prompt_key(r["problem_id"], r["view"]) for r in pick]
-        cache = Path(row["dir"]) / "certified_final.json"
+        cache = Path(config.cache or Path(config.out) / f"{config.stem}_nu0.json").parent / (
+            f"{config.stem}_trained_{Path(row['dir']).name}.json")
         t0 = time.perf_counter()
         marg = certify_prompts(Path(row["dir"]) / "final", [(k, texts[k]) for k in keys], mass=config.mass,
                                budget_seconds=config.budget_seconds, max_new_tokens=_max_new_tokens(config),
@@ -669,19 +690,41 @@ def run(config: PredictConfig) -> dict:
     for game in games:
         measured = measured_by_seed(rows, game.row)
         results["rows"][game.row] = summarize_row(game, predictions[game.row], measured)
-        results["rows"][game.row]["prompts"] = predictions[game.row]
         hist = [r for r in rows if r["variant"] == game.row]
         trends = [t for t in (entropy_trend(r["history"]) for r in hist) if t is not None]
         if trends:
             results["rows"][game.row]["train_entropy"] = {
                 k: float(np.mean([t[k] for t in trends])) for k in ("first5", "last5", "slope_last10")}
+    results["prompts"] = {prompt_key(r["problem_id"], r["view"]): {"labels": r["labels"], "nu0": _rounded(r["nu0"])}
+                          for r in next(iter(predictions.values()))}
     if rows and config.gap_prompts:
         first = {}
         for r in sorted(rows, key=lambda r: r["seed"]):
             first.setdefault(r["variant"], r)
         results["gap"] = certify_trained({g.row: first[g.row] for g in games}, predictions, problems, config)
+    for game in games:
+        results["rows"][game.row]["prompts"] = [_compact(r) for r in predictions[game.row]]
     results["seconds"] = time.perf_counter() - t0
     return results
+
+
+#: Masses below this are left out of the stored ν*, ν_G maps (labels and ν0 are stored once per prompt).
+STORE_MIN_MASS = 1e-6
+
+
+def _rounded(v) -> list[float]:
+    return [round(float(x), 8) for x in v]
+
+
+def _compact(record: dict) -> dict:
+    """A prompt record as stored: ν* and ν_G as sparse {label: mass} maps; labels and ν0 live in
+    ``results["prompts"]``."""
+    out = {k: v for k, v in record.items() if k not in ("labels", "nu0", "nu_star", "nu_G")}
+    for key in ("nu_star", "nu_G"):
+        if key in record:
+            out[key] = {z: round(float(x), 8) for z, x in zip(record["labels"], record[key], strict=True)
+                        if x >= STORE_MIN_MASS}
+    return out
 
 
 def _fill_missing_per_prompt(rows: list[dict], variants: Sequence[str], problems, config: PredictConfig) -> None:
@@ -753,6 +796,14 @@ def markdown(results: dict) -> str:
                     n = sum(1 for i in e["prompts"] if i["misread"] == (cname == "misread"))
                     text.append(f"| {name} | {cname} | {n} | {s['tv_0_star']:.3f} | {s['tv_T_star']:.3f} | "
                                 f"{s['tv_0_T']:.3f} | {s['acc_0']:.3f} | {s['acc_T']:.3f} | {s['acc_star']:.3f} |")
+    agree = {n: r["per_prompt"] for n, r in results["rows"].items() if r.get("per_prompt")}
+    if agree:
+        text += ["", "## Prompt by prompt", "", "| algorithm | Pearson r (predicted, measured) | measured acc where "
+                 "predicted ≥ ½ (prompts) | where predicted < ½ (prompts) |", "|---|---|---|---|"]
+        for n, a in agree.items():
+            text.append(f"| {n} | {_fmt(a['pearson_r'])} | {_fmt(a['measured_where_predicted_high'])} "
+                        f"({a['n_where_predicted_high']}) | {_fmt(a['measured_where_predicted_low'])} "
+                        f"({a['n_where_predicted_low']}) |")
     trends = {n: r["train_entropy"] for n, r in results["rows"].items() if "train_entropy" in r}
     if trends:
         text += ["", "Training answer entropy (nats, mean over seeds): " + "; ".join(
@@ -766,6 +817,6 @@ def write_results(results: dict, out: str | Path, stem: str) -> dict:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / f"{stem}.json", results)
+    atomic_write_json(out / f"{stem}.json", results, indent=None)
     atomic_write_text(out / f"{stem}.md", markdown(results))
     return {"json": str(out / f"{stem}.json"), "md": str(out / f"{stem}.md")}

@@ -229,6 +229,10 @@ def test_summary_by_hand_and_table_matches_json():
     assert s["measured"]["values"] == pytest.approx([0.625, 0.65625])
     assert s["measured"]["ci95"] == pytest.approx(12.706 * np.std([0.625, 0.65625], ddof=1) / math.sqrt(2))
     assert res["rows"]["reward"]["summary"]["all"]["predicted"] == 1.0
+    agree = res["rows"]["sharpen"]["per_prompt"]  # predicted 1, 0, 1, 1; measured seed means below
+    assert agree["measured_where_predicted_high"] == pytest.approx((0.8125 + 0.5625 + 1.0) / 3)
+    assert agree["measured_where_predicted_low"] == pytest.approx(0.1875)
+    assert agree["pearson_r"] == pytest.approx(np.corrcoef([1, 0, 1, 1], [0.8125, 0.1875, 0.5625, 1.0])[0, 1])
     _check_table_against_json(markdown(res), res)
 
 
