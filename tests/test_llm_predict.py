@@ -294,3 +294,85 @@ def test_cli_help_and_bad_flags(capsys, tmp_path):
     assert err.count("\n") == 1 and "predict.base_model" in err
     assert main(["predict", "--base-model", str(tmp_path), "--mass", "2"]) == 2
     assert "predict.mass" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------- end to end on a tiny real model
+
+
+@pytest.fixture(scope="module")
+def tiny_experiment(tmp_path_factory):
+    """A tiny random 2-view Llama as the base, and a fake finished experiment whose two rows point at copies
+    of it: gt-grpo (per-prompt answers stored, two seeds) and ttrl (none stored: evaluated here)."""
+    import dataclasses
+    import shutil
+
+    from llm.model import ModelConfig, build_model, save_model
+    from llm.pretrain import sft_corpus
+    from llm.tasks import ArithmeticTaskConfig, split_problems
+    from llm.tokenizer import build_tokenizer
+
+    task = ArithmeticTaskConfig(n_views=2)
+    train, held = split_problems(task)
+    tokenizer = build_tokenizer(sft_corpus(train[:40], np.random.default_rng(0), task.step_noise), vocab_size=100)
+    model = build_model(ModelConfig(hidden_size=16, n_layers=2, n_heads=2, intermediate_size=32, max_positions=96),
+                        tokenizer, seed=0)
+    root = tmp_path_factory.mktemp("tiny_predict")
+    base = root / "base"
+    save_model(model, tokenizer, base, extra_files={"task.json": json.dumps(dataclasses.asdict(task))})
+    exp = root / "exp"
+    (exp / "runs").mkdir(parents=True)
+    (exp / "results.json").write_text(json.dumps({"rows": []}))
+    eval_cfg = {"k": 2, "seed": 5, "max_new_tokens": 8, "batch_prompts": 64}
+    for name, seed, per_prompt in (("gt-grpo@seed0", 0, True), ("gt-grpo@seed1", 1, True), ("ttrl", 0, False)):
+        d = exp / "runs" / name
+        shutil.copytree(base, d / "final")
+        algorithm = name.split("@")[0]
+        recs = [{"problem_id": p.problem_id, "view": v, "accuracy": 0.25 * (seed + 1)}
+                for p in held[:2] for v in range(2)] if per_prompt else None
+        (d / "row.json").write_text(json.dumps({
+            "row": {"algorithm": name}, "history": [{"answer_entropy": 1.0 - 0.01 * i} for i in range(12)],
+            "fingerprint": {"train": {"algorithm": algorithm, "seed": seed, "model": str(base)}, "eval": eval_cfg},
+            **({"per_prompt": recs} if per_prompt else {})}))
+    return base, exp, held[:2]
+
+
+def test_end_to_end_tiny_model(tiny_experiment, tmp_path, monkeypatch):
+    import torch
+
+    import llm.certified
+    from llm.evaluate import EvalConfig, evaluate
+    from llm.model import load_model
+    from llm.predict_outcome import PredictConfig, run, write_results
+
+    torch.set_num_threads(1)
+    base, exp, problems = tiny_experiment
+    cache = tmp_path / "nu0.json"
+    config = PredictConfig(base_model=str(base), experiment=str(exp), out=str(tmp_path), cache=str(cache),
+                           max_problems=2, budget_seconds=0.3, max_new_tokens=8, gap_prompts=1, progress=False)
+    res = run(config)
+    assert set(res["rows"]) == {"gt-grpo", "ttrl"}
+    gt = res["rows"]["gt-grpo"]
+    assert gt["seeds"] == [0, 1] and gt["summary"]["all"]["measured"]["values"] == pytest.approx([0.25, 0.5])
+    assert gt["game"]["objective"] == "reward" and res["rows"]["ttrl"]["game"]["objective"] == "majority"
+    for rec in gt["prompts"]:
+        assert rec["predicted_accuracy"] == pytest.approx(1.0)  # reward at β = 0: all mass on the truth
+        assert sum(res["prompts"][prompt_key(rec["problem_id"], rec["view"])]["nu0"]) == pytest.approx(1, abs=1e-6)
+    # ttrl stored no per-prompt answers: evaluated here with the experiment's seed — the same samples as
+    # llm.evaluate.evaluate, so the same mean accuracy
+    model, tok = load_model(str(exp / "runs" / "ttrl" / "final"))
+    want = evaluate(model, tok, problems, EvalConfig(k=2, seed=5, max_new_tokens=8))["mean_accuracy"]
+    assert res["rows"]["ttrl"]["summary"]["all"]["measured"]["mean"] == pytest.approx(want)
+    assert set(res["gap"]) == {"gt-grpo", "ttrl"} and res["gap"]["ttrl"]["prompts"]
+    assert res["rows"]["gt-grpo"]["train_entropy"]["slope_last10"] == pytest.approx(-0.01)
+    paths = write_results(res, tmp_path, "llm_prediction")
+    _check_table_against_json(Path(paths["md"]).read_text(), json.loads(Path(paths["json"]).read_text()))
+    # the cache makes a second run certify nothing
+    monkeypatch.setattr(llm.certified, "certified_marginal", lambda *a, **k: pytest.fail("re-certified"))
+    again = run(dataclasses_replace(config, gap_prompts=0))
+    assert again["rows"]["gt-grpo"]["summary"] == gt["summary"]
+
+
+def dataclasses_replace(config, **kw):
+    import dataclasses
+
+    return dataclasses.replace(config, **kw)
