@@ -553,6 +553,17 @@ def class_of(record: dict) -> str:
     return "misread" if record["misread"] else "other"
 
 
+def check_misread_flags(rows: list[dict], records: list[dict]) -> None:
+    """The experiment's own per-prompt misread flags (``llm.evaluate``) must equal the prediction's."""
+    mine = {prompt_key(r["problem_id"], r["view"]): r["misread"] for r in records}
+    for r in rows:
+        for x in r["per_prompt"] or ():
+            key = prompt_key(x["problem_id"], x["view"])
+            if "misread" in x and key in mine and bool(x["misread"]) != mine[key]:
+                raise ValidationError(f"row {r['name']!r}: prompt {key} misread={x['misread']} in the experiment, "
+                                      f"{mine[key]} here (different task?)")
+
+
 def measured_by_seed(rows: list[dict], variant: str) -> dict[int, dict[str, float]]:
     """``{seed: {"problem_id|view": accuracy}}`` of one variant."""
     out = {}
@@ -582,6 +593,11 @@ def summarize_row(game: Game, records: list[dict], measured: dict[int, dict[str,
         }
         if "predicted_accuracy_G" in sel[0]:
             entry["predicted_G"] = float(np.mean([r["predicted_accuracy_G"] for r in sel]))
+        for seed, m in measured.items():
+            missing = [k for k in (prompt_key(r["problem_id"], r["view"]) for r in sel) if k not in m]
+            if missing:
+                raise ValidationError(f"row {game.row!r} seed {seed}: no measured accuracy for {len(missing)} "
+                                      f"predicted prompts (e.g. {missing[0]}); evaluated on other problems?")
         per_seed = [float(np.mean([m[prompt_key(r["problem_id"], r["view"])] for r in sel]))
                     for _, m in sorted(measured.items())]
         if per_seed:
@@ -677,6 +693,7 @@ def run(config: PredictConfig) -> dict:
     predict_seconds = time.perf_counter() - t1
     if rows:
         _fill_missing_per_prompt(rows, [g.row for g in games], problems, config)
+        check_misread_flags(rows, next(iter(predictions.values())))
     results = {
         "format": RESULTS_FORMAT,
         "config": dataclasses.asdict(config),
@@ -704,8 +721,47 @@ def run(config: PredictConfig) -> dict:
         results["gap"] = certify_trained({g.row: first[g.row] for g in games}, predictions, problems, config)
     for game in games:
         results["rows"][game.row]["prompts"] = [_compact(r) for r in predictions[game.row]]
+    calibrate_steps(results)
     results["seconds"] = time.perf_counter() - t0
     return results
+
+
+#: The labelled row whose measured/predicted ratio calibrates the step fraction of :func:`calibrate_steps`.
+CALIBRATION_ROW = "gt-grpo"
+
+
+def best_prediction(entry: dict) -> float:
+    """The finite-G flow's prediction where it was computed, else ν*'s."""
+    return entry.get("predicted_G", entry["predicted"])
+
+
+def calibrate_steps(results: dict, reference: str = CALIBRATION_ROW) -> None:
+    """The steps measurement as a one-parameter model: training covers a fraction f of the way from the base
+    accuracy to the predicted one, ``acc ≈ base + f·(pred − base)``, f fitted on ``reference`` alone (all
+    prompts) and applied to every other row and class (``summary[c]["predicted_after_steps"]``); the mean
+    absolute errors of ν*, the finite-G flow and this go to ``results["errors"]``. No-op without measurements."""
+    rows = results["rows"]
+    ref = rows.get(reference, {}).get("summary", {}).get("all")
+    if not ref or "measured" not in ref or best_prediction(ref) == ref["base"]:
+        return
+    f = (ref["measured"]["mean"] - ref["base"]) / (best_prediction(ref) - ref["base"])
+    errs: dict[str, list[float]] = {"predicted": [], "predicted_G": [], "predicted_after_steps": []}
+    for name, row in rows.items():
+        for cname in ("misread", "other"):
+            e = row["summary"].get(cname)
+            if e is None or "measured" not in e:
+                continue
+            e["predicted_after_steps"] = e["base"] + f * (best_prediction(e) - e["base"])
+            if name == reference:
+                continue  # fitted there (on all prompts): report the out-of-sample rows only
+            m = e["measured"]["mean"]
+            errs["predicted"].append(abs(m - e["predicted"]))
+            errs["predicted_G"].append(abs(m - best_prediction(e)))
+            errs["predicted_after_steps"].append(abs(m - e["predicted_after_steps"]))
+    results["step_calibration"] = {"reference": reference, "fraction": f,
+                                   "mean_abs_error": {k: float(np.mean(v)) for k, v in errs.items() if v},
+                                   "max_abs_error": {k: float(np.max(v)) for k, v in errs.items() if v},
+                                   "n_cells": len(errs["predicted"])}
 
 
 #: Masses below this are left out of the stored ν*, ν_G maps (labels and ν0 are stored once per prompt).
@@ -796,6 +852,22 @@ def markdown(results: dict) -> str:
                     n = sum(1 for i in e["prompts"] if i["misread"] == (cname == "misread"))
                     text.append(f"| {name} | {cname} | {n} | {s['tv_0_star']:.3f} | {s['tv_T_star']:.3f} | "
                                 f"{s['tv_0_T']:.3f} | {s['acc_0']:.3f} | {s['acc_T']:.3f} | {s['acc_star']:.3f} |")
+    cal = results.get("step_calibration")
+    if cal:
+        mae, mx = cal["mean_abs_error"], cal["max_abs_error"]
+        text += ["", f"## Steps: one fraction of the way, calibrated on {cal['reference']}", "",
+                 f"acc ≈ base + f·(prediction − base) with f = {cal['fraction']:.3f} fitted on {cal['reference']} "
+                 f"(all prompts; prediction = the finite-G flow where computed, else ν*). Over the other "
+                 f"{cal['n_cells']} (algorithm, class) cells, mean |measured − predicted| (max): ν* "
+                 f"{mae['predicted']:.3f} ({mx['predicted']:.3f}), finite-G flow {mae['predicted_G']:.3f} "
+                 f"({mx['predicted_G']:.3f}), after steps {mae['predicted_after_steps']:.3f} "
+                 f"({mx['predicted_after_steps']:.3f}).", "",
+                 "| algorithm | class | measured | after steps |", "|---|---|---|---|"]
+        for n, r in results["rows"].items():
+            for cname in ("misread", "other"):
+                e = r["summary"].get(cname, {})
+                if "predicted_after_steps" in e:
+                    text.append(f"| {n} | {cname} | {e['measured']['mean']:.3f} | {e['predicted_after_steps']:.3f} |")
     agree = {n: r["per_prompt"] for n, r in results["rows"].items() if r.get("per_prompt")}
     if agree:
         text += ["", "## Prompt by prompt", "", "| algorithm | Pearson r (predicted, measured) | measured acc where "

@@ -251,6 +251,27 @@ def _check_table_against_json(md: str, res: dict):
             assert float(re.split(r" ± ", got[7])[0]) == pytest.approx(s["measured"]["mean"], abs=5e-4)
 
 
+def test_step_calibration_by_hand():
+    from llm.predict_outcome import calibrate_steps
+
+    def cell(base, pred, meas, pred_g=None):
+        e = {"base": base, "predicted": pred, "measured": {"mean": meas}}
+        return e if pred_g is None else {**e, "predicted_G": pred_g}
+
+    res = {"rows": {
+        "gt-grpo": {"summary": {"all": cell(0.5, 1.0, 0.8), "misread": cell(0.2, 1.0, 0.7)}},
+        "sharpen": {"summary": {"misread": cell(0.3, 0.0, 0.1), "other": cell(0.6, 1.0, 0.9)}},
+        "consensus": {"summary": {"other": cell(0.6, 0.65, 0.8, pred_g=1.0)}},
+    }}
+    calibrate_steps(res)
+    cal = res["step_calibration"]
+    assert cal["fraction"] == pytest.approx(0.6) and cal["n_cells"] == 3  # gt-grpo's own cells are excluded
+    assert res["rows"]["sharpen"]["summary"]["misread"]["predicted_after_steps"] == pytest.approx(0.12)
+    assert res["rows"]["consensus"]["summary"]["other"]["predicted_after_steps"] == pytest.approx(0.84)
+    assert cal["mean_abs_error"]["predicted"] == pytest.approx((0.1 + 0.1 + 0.15) / 3)
+    assert cal["mean_abs_error"]["predicted_after_steps"] == pytest.approx((0.02 + 0.06 + 0.04) / 3)
+
+
 def test_seed_summary_t_interval():
     s = seed_summary([0.5, 0.6, 0.7])
     assert s["mean"] == pytest.approx(0.6) and s["std"] == pytest.approx(0.1)
