@@ -4,9 +4,10 @@ Left: one marker per (algorithm, prompt class): x = the accuracy predicted from 
 (ν*(correct) of the algorithm's game, dagsim, mean over the class's prompts), y = the measured mean sampled
 accuracy of the trained models (mean over training seeds, bars: t 95 % interval over seeds). Circles = the
 misread prompts, squares = the others; hollow markers at the same height = the finite-G flow's prediction
-where it differs. Faint dots: single prompts (measured mean over seeds). Right: the gap measurement — per
-algorithm, TV(ν0, ν*) against TV(ν_T, ν*) of the certified marginals (first seed's model): below the diagonal
-= training moved towards ν* but stopped short.
+where it differs; the algorithms' markers are offset horizontally by ≤ 0.02 for legibility. Faint dots:
+single prompts (measured mean over seeds). Right: the gap measurement — per algorithm, TV(ν0, ν*) against
+TV(ν_T, ν*) of the certified marginals (first seed's model): below the diagonal = training moved towards ν*
+but stopped short.
 
 Data: the committed ``results/llm_prediction.json`` (``dagsim llm predict``); ``rerun=True`` runs the
 prediction on ``runs/llm/experiment`` (its base and finished rows) instead.
@@ -18,7 +19,17 @@ import json
 from pathlib import Path
 
 from dagsim.errors import DomainError
-from figures.common import color, save, style
+from figures.common import save, style
+
+#: Horizontal offset between algorithms' class markers (legibility only; the JSON has the exact values).
+X_OFFSET = 0.007
+
+
+def _colors(n: int) -> list:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10"]
+    return [cmap(i % 10) for i in range(n)]
 
 NAME = "fig11_llm_prediction"
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "llm_prediction.json"
@@ -52,8 +63,11 @@ def plot(data: dict):
     fig, axes = plt.subplots(1, 2 if gap else 1, figsize=(11.5 if gap else 6.5, 5.0), squeeze=False,
                              gridspec_kw={"width_ratios": [1.4, 1] if gap else [1]})
     ax = axes[0][0]
+    colors = _colors(len(data["rows"]))
+    n_rows = len(data["rows"])
     for i, (name, row) in enumerate(data["rows"].items()):
-        c = color(name, i)
+        c = colors[i]
+        dx = (i - (n_rows - 1) / 2) * X_OFFSET
         for rec in row["prompts"]:
             if rec.get("measured_accuracy") is not None:
                 ax.scatter(rec["predicted_accuracy"], rec["measured_accuracy"], color=c, s=5, alpha=0.12, lw=0)
@@ -62,13 +76,15 @@ def plot(data: dict):
             if s is None or "measured" not in s:
                 continue
             m = s["measured"]
-            ax.errorbar(s["predicted"], m["mean"], yerr=m["ci95"] or None, fmt=marker, color=c, ms=8, capsize=3,
-                        mec="k", mew=0.6, label=f"{name}" if cname == "misread" else None)
+            ax.errorbar(s["predicted"] + dx, m["mean"], yerr=m["ci95"] or None, fmt=marker, color=c, ms=8,
+                        capsize=3, mec="k", mew=0.6, label=f"{name}" if cname == "misread" else None)
             if "predicted_G" in s and abs(s["predicted_G"] - s["predicted"]) > 0.02:
-                ax.scatter(s["predicted_G"], m["mean"], marker=marker, s=64, facecolors="none", edgecolors=c, lw=1.4)
-                ax.plot([s["predicted"], s["predicted_G"]], [m["mean"], m["mean"]], color=c, lw=0.8, ls=":")
+                ax.scatter(s["predicted_G"] + dx, m["mean"], marker=marker, s=64, facecolors="none", edgecolors=c,
+                           lw=1.4)
+                ax.plot([s["predicted"] + dx, s["predicted_G"] + dx], [m["mean"], m["mean"]], color=c, lw=0.8,
+                        ls=":")
     ax.plot([0, 1], [0, 1], color="k", lw=0.8, ls="--")
-    ax.set_xlim(-0.03, 1.03)
+    ax.set_xlim(-0.03, 1.06)
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("predicted from the base model: ν*(correct)  (hollow: finite-G flow)")
     ax.set_ylabel("measured held-out accuracy (mean over seeds, 95 % CI)")
@@ -77,8 +93,9 @@ def plot(data: dict):
     if gap:
         ax2 = axes[0][1]
         hi = 0.05
-        for i, (name, e) in enumerate(gap.items()):
-            c = color(name, i)
+        index = {n: i for i, n in enumerate(data["rows"])}
+        for name, e in gap.items():
+            c = colors[index.get(name, 0)]
             for it in e["prompts"]:
                 ax2.scatter(it["tv_0_star"], it["tv_T_star"], color=c, s=14, marker="o" if it["misread"] else "s",
                             alpha=0.7, label=name if it is e["prompts"][0] else None)
