@@ -397,3 +397,34 @@ def dataclasses_replace(config, **kw):
     import dataclasses
 
     return dataclasses.replace(config, **kw)
+
+
+def test_cache_recertifies_only_budget_stopped_records(tmp_path, monkeypatch):
+    import llm.certified
+    import llm.model
+    from llm.predict_outcome import certify_prompts
+
+    calls = []
+
+    class Fake:
+        def __init__(self, key, stopped):
+            self.key, self.stopped = key, stopped
+
+        def to_json(self):
+            return {"answer_bounds": {"1": [0.9, 0.95]}, "covered_mass": 0.95, "stopped_by": self.stopped}
+
+    def fake_certify(model, tok, text, *, budget_seconds, **kw):
+        calls.append((text, budget_seconds))
+        return Fake(text, "budget" if text == "slow" else "mass")
+
+    monkeypatch.setattr(llm.certified, "certified_marginal", fake_certify)
+    monkeypatch.setattr(llm.model, "load_model", lambda path: (None, None))
+    prompts = [("a|0", "fast"), ("b|0", "slow")]
+    kw = dict(mass=0.99, max_new_tokens=8, cache=tmp_path / "c.json")
+    certify_prompts(tmp_path, prompts, budget_seconds=1.0, **kw)
+    certify_prompts(tmp_path, prompts, budget_seconds=1.0, **kw)  # all reused
+    certify_prompts(tmp_path, prompts, budget_seconds=5.0, **kw)  # only the budget-stopped one again
+    certify_prompts(tmp_path, prompts, budget_seconds=2.0, **kw)  # certified with 5 s already: reused
+    assert calls == [("fast", 1.0), ("slow", 1.0), ("slow", 5.0)]
+    out = certify_prompts(tmp_path, prompts, budget_seconds=1.0, mass=0.9, max_new_tokens=8, cache=tmp_path / "c.json")
+    assert len(calls) == 5 and out["b|0"]["budget_seconds"] == 1.0  # other mass: the cache does not apply
