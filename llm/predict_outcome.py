@@ -651,7 +651,8 @@ def certify_trained(rows_by_variant: dict[str, dict], predictions: dict[str, lis
                           "tv_T_star": total_variation(nu_t, nus), "tv_0_T": total_variation(nu0, nu_t),
                           "acc_0": float(nu0[c]), "acc_T": float(nu_t[c]), "acc_star": float(nus[c]),
                           "covered_T": float(marg[k]["covered_mass"])})
-        entry = {"seed": row["seed"], "n_prompts": len(items), "seconds": time.perf_counter() - t0, "prompts": items}
+        entry = {"seed": row["seed"], "n_prompts": len(items), "seconds": time.perf_counter() - t0,
+                 "search_seconds_total": float(sum(marg[k]["seconds"] for k in keys)), "prompts": items}
         for cname, keep in (("all", lambda i: True), ("misread", lambda i: i["misread"]),
                             ("other", lambda i: not i["misread"])):
             sel = [i for i in items if keep(i)]
@@ -699,6 +700,8 @@ def run(config: PredictConfig) -> dict:
         "config": dataclasses.asdict(config),
         "n_problems": len(problems), "n_prompts": len(prompts),
         "certified": {"seconds": certify_seconds, "cache": cache,
+                      "search_seconds_total": float(sum(m["seconds"] for m in marginals.values())),
+                      "stopped_by_budget": int(sum(m["stopped_by"] == "budget" for m in marginals.values())),
                       "covered_mass_min": float(min(m["covered_mass"] for m in marginals.values())),
                       "covered_mass_median": float(np.median([m["covered_mass"] for m in marginals.values()]))},
         "predict_seconds": predict_seconds,
@@ -836,10 +839,10 @@ def markdown(results: dict) -> str:
             TABLE_HEAD, "|" + "---|" * 9]
     text += ["| " + " | ".join(cells) + " |" for cells in table_rows(results)]
     text += ["", f"ν0: certified marginals of the base model (covered mass min {c['covered_mass_min']:.4f}, median "
-             f"{c['covered_mass_median']:.4f}; {c['seconds']:.0f} s, cached). ν*: dagsim's optimum of each row's game "
-             "at its training β (β = 0: the β → 0+ limit); predicted accuracy = ν*(correct), mean over prompts; "
-             "finite-G flow: the limit of the expected GRPO flow with the trainer's effective reward (T10). "
-             "Measured: mean sampled accuracy of the trained models on the same prompts."]
+             f"{c['covered_mass_median']:.4f}; {c['search_seconds_total']:.0f} s of search, cached). ν*: dagsim's "
+             "optimum of each row's game at its training β (β = 0: the β → 0+ limit); predicted accuracy = "
+             "ν*(correct), mean over prompts; finite-G flow: the limit of the expected GRPO flow with the trainer's "
+             "effective reward (T10). Measured: mean sampled accuracy of the trained models on the same prompts."]
     gap = results.get("gap")
     if gap:
         text += ["", "## Distance to ν* after training (certified ν_T of the first seed's model)", "",

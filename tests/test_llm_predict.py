@@ -218,7 +218,8 @@ def _fake_results():
         rows[g.row] = summarize_row(g, pred[g.row], measured)
         rows[g.row]["prompts"] = pred[g.row]
     return {"format": "alft-llm-prediction/v1", "n_problems": 2, "n_prompts": 4, "rows": rows,
-            "certified": {"covered_mass_min": 0.95, "covered_mass_median": 0.985, "seconds": 1.0}}
+            "certified": {"covered_mass_min": 0.95, "covered_mass_median": 0.985, "seconds": 1.0,
+                          "search_seconds_total": 3.0}}
 
 
 def test_summary_by_hand_and_table_matches_json():
