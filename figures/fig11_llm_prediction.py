@@ -46,13 +46,26 @@ def compute(quick: bool = False, seed: int = 0, rerun: bool = False) -> dict:
         if "rows" not in data or data.get("format") != "alft-llm-prediction/v1":
             raise DomainError(f"figure 11: {RESULTS} is not an llm prediction result (format/rows)")
         data["source"] = "results/llm_prediction.json"
-        return data
+        return _plotted(data)
     from llm.predict_outcome import PredictConfig, run
 
     data = run(PredictConfig(base_model="runs/llm/experiment/base", experiment="runs/llm/experiment",
                              out="runs/llm/prediction", progress=False))
     data["source"] = "dagsim llm predict on runs/llm/experiment"
-    return data
+    return _plotted(data)
+
+
+#: Per-prompt fields the figure draws (the rest of the results file — ν0, ν*, labels — stays out of its JSON).
+PLOTTED_PROMPT_KEYS = ("problem_id", "view", "misread", "predicted_accuracy", "predicted_accuracy_G",
+                       "measured_accuracy")
+
+
+def _plotted(data: dict) -> dict:
+    """The results without what the figure does not draw (the per-prompt answer distributions)."""
+    out = {k: v for k, v in data.items() if k != "prompts"}
+    out["rows"] = {n: {**r, "prompts": [{k: p[k] for k in PLOTTED_PROMPT_KEYS if k in p} for p in r["prompts"]]}
+                   for n, r in data["rows"].items()}
+    return out
 
 
 def plot(data: dict):
