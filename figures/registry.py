@@ -22,7 +22,8 @@ from figures import (
     fig09_constraints_frontier,
 )
 
-#: Modules of the optional LLM figures (8: training curves, 10: theory vs training, 11: predicted vs measured), by number.
+#: Modules of the optional LLM figures, by number (8: training curves, 10: theory vs training,
+#: 11: predicted vs measured).
 LLM_FIGURE_MODULES = {8: "fig08_llm_training", 10: "fig10_theory_vs_training", 11: "fig11_llm_prediction"}
 
 FIGURES: dict[int, ModuleType] = {
