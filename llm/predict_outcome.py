@@ -85,8 +85,8 @@ GAME_OF_ALGORITHM: dict[str, tuple[str, float | str]] = {
 }
 #: Objectives whose targets skip the no-answer bucket (TTRL drop, EMPO singleton, consensus targets).
 SKIPS_NO_ANSWER = ("majority", "collision", "consensus")
-#: t quantiles (two-sided 95 %) for n − 1 degrees of freedom, n = 2..10.
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+#: Two-sided confidence level of the interval over training seeds (Student t, n − 1 degrees of freedom).
+SEED_CONFIDENCE = 0.95
 #: Mirror-ascent step of the finite-G flow and its stopping rule (max |Δν| per step).
 FLOW_STEP = 0.5
 FLOW_TOL = 1e-9
@@ -470,7 +470,10 @@ def seed_summary(values: Sequence[float]) -> dict:
     v = np.asarray(values, dtype=np.float64)
     n = len(v)
     sd = float(v.std(ddof=1)) if n > 1 else 0.0
-    half = T95.get(n - 1, 1.96) * sd / math.sqrt(n) if n > 1 else 0.0
+    from scipy.stats import t as student_t
+
+    q = float(student_t.ppf(0.5 + SEED_CONFIDENCE / 2, n - 1)) if n > 1 else 0.0
+    half = q * sd / math.sqrt(n) if n > 1 else 0.0
     return {"mean": float(v.mean()), "std": sd, "ci95": half, "n_seeds": n, "values": [float(x) for x in v]}
 
 
