@@ -59,7 +59,9 @@ def _dist(answers, nu) -> dict:
 def _solve(p: argparse.ArgumentParser):
     add_problem_arguments(p)
     p.add_argument("--method", choices=["auto", "closed-form", "dual", "cvxpy", "trace"], default="auto",
-                   help="auto picks the closed form, else the fast dual solver; trace runs L-BFGS on edge logits")
+                   help="auto picks the closed form, else the fast exact solver; any other method runs exactly that "
+                        "method (dual: the family's exact algorithm, never the closed form; trace: L-BFGS on edge "
+                        "logits) or exits 2 saying why it does not apply")
 
     def run(args) -> int:
         prob = _problem(args)

@@ -20,20 +20,32 @@ MULTIVIEW_OBJECTIVES = ("consensus", "pairwise")
 
 @dataclass(frozen=True)
 class AnswerProblem:
-    """Everything the answer-level solvers and the game need for one prompt."""
+    """Everything the answer-level solvers and the game need for one prompt: Φ, ν0, β, the constraints.
+
+    The solvers (``dagsim.solvers``) take one of these; :meth:`of` builds one from arrays alone (no DAG:
+    ``answers`` and ``views`` are then empty).
+    """
 
     objective: object
     nu0: np.ndarray  # (K,) single view or (m, K) multi-view
     beta: float
     weights: np.ndarray  # (m,)
-    constraints: tuple
-    answers: tuple[str, ...]
-    reward: np.ndarray  # (K,)
-    views: tuple[ReasoningDAG, ...]
+    constraints: tuple = ()
+    answers: tuple[str, ...] = ()
+    reward: np.ndarray | None = None  # (K,)
+    views: tuple[ReasoningDAG, ...] = ()
+
+    @classmethod
+    def of(cls, objective, nu0, beta, constraints=()) -> AnswerProblem:
+        """The answer-level instance (objective, ν0, β, constraints) without a DAG; nothing validated here
+        (the solvers validate once, see ``dagsim.solvers.common.checked``)."""
+        weights = getattr(objective, "weights", None)
+        return cls(objective, nu0, beta, np.ones(1) if weights is None else weights, tuple(constraints),
+                   reward=getattr(objective, "task_reward", None))
 
     @property
     def multiview(self) -> bool:
-        return self.nu0.ndim == 2
+        return np.ndim(self.nu0) == 2
 
     def game(self):
         from dagsim.game.payoff import AnswerGame

@@ -31,6 +31,7 @@ class CollisionObjective(SeparableObjective):
     """
 
     family_curvature = "convex"
+    needs_labels = False  # self-consistency (EMPO-like): the τ-term needs no labels
 
     def __init__(self, n_answers: int, *, reward: Any = None, tau: float = 1.0) -> None:
         super().__init__(n_answers, reward=reward, tau=tau)
@@ -67,6 +68,14 @@ class CollisionObjective(SeparableObjective):
 
     def dual_is_exact(self, beta: float) -> bool:
         return 2.0 * self.tau <= beta
+
+    def exact_solve(self, problem):
+        """2τ ≤ β: the shared dual; otherwise the scan / DCA of ``solvers/collision.py``."""
+        if self.dual_is_exact(problem.beta):
+            return super().exact_solve(problem)
+        from dagsim.solvers.collision import solve_collision
+
+        return solve_collision(problem)
 
     def is_concave_regime(self, beta: float) -> bool:
         return self.tau <= check_beta(beta)

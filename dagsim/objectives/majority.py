@@ -33,8 +33,16 @@ class MajorityObjective(Objective):
     Φ − βKL is not concave for τ > 0 (the upward kink of max survives any smooth concave term).
     """
 
+    needs_labels = False  # self-consistency (TTRL-like): the τ-term needs no labels
+
     def __init__(self, n_answers: int, *, reward: Any = None, tau: float = 1.0) -> None:
         super().__init__(n_answers, reward=reward, tau=tau)
+
+    def exact_solve(self, problem):
+        """Enumeration of the mode choice, each mode by the shared dual (``solvers/majority.py``)."""
+        from dagsim.solvers.majority import solve_majority
+
+        return solve_majority(problem)
 
     @property
     def curvature(self) -> str:

@@ -31,6 +31,7 @@ class SharpenObjective(SeparableObjective):
     """
 
     family_curvature = "convex"
+    needs_labels = False  # self-consistency: the τ-term needs no labels
 
     def __init__(self, n_answers: int, *, reward: Any = None, tau: float = 1.0) -> None:
         super().__init__(n_answers, reward=reward, tau=tau)
@@ -51,6 +52,14 @@ class SharpenObjective(SeparableObjective):
 
     def dual_is_exact(self, beta: float) -> bool:
         return beta > self.tau
+
+    def exact_solve(self, problem):
+        """β > τ: the shared dual; β ≤ τ: the vertex solvers of ``solvers/sharpen.py`` (with constraints)."""
+        if self.dual_is_exact(problem.beta):
+            return super().exact_solve(problem)
+        from dagsim.solvers.sharpen import solve_sharpen_vertex
+
+        return solve_sharpen_vertex(problem)
 
     def is_concave_regime(self, beta: float) -> bool:
         return self.tau <= check_beta(beta)
