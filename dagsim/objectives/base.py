@@ -89,6 +89,19 @@ def register(name: str):
     return decorate
 
 
+def family(name: str) -> type:
+    """The registered family class ``name`` (flags ``multiview``, ``needs_labels``, ...); DomainError if unknown."""
+    try:
+        return OBJECTIVES[name]
+    except KeyError:
+        raise DomainError(f"unknown objective {name!r}; known objectives: {sorted(OBJECTIVES)}") from None
+
+
+def family_parameters(name: str) -> set[str]:
+    """The parameters the family ``name`` takes (its ``__init__`` keywords besides ``n_answers``)."""
+    return set(inspect.signature(family(name).__init__).parameters) - {"self", "n_answers"}
+
+
 def make_objective(name: str, n_answers: int, **params: Any):
     """Build the registered objective ``name`` over ``n_answers`` answers.
 
@@ -96,11 +109,8 @@ def make_objective(name: str, n_answers: int, **params: Any):
     a ``None`` for a parameter the family uses selects the family's default. Bad values raise
     :class:`DomainError` naming the parameter.
     """
-    try:
-        cls = OBJECTIVES[name]
-    except KeyError:
-        raise DomainError(f"unknown objective {name!r}; known objectives: {sorted(OBJECTIVES)}") from None
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "n_answers"}
+    cls = family(name)
+    accepted = family_parameters(name)
     kwargs = {}
     for key, val in params.items():
         if key in accepted:
