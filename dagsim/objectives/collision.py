@@ -79,3 +79,9 @@ class CollisionObjective(SeparableObjective):
 
     def is_concave_regime(self, beta: float) -> bool:
         return self.tau <= check_beta(beta)
+
+    @staticmethod
+    def count_reward_table(ctx, estimates) -> np.ndarray:
+        """GRPO reward ``g = r(z) + 2τ p_hat`` (``p_hat`` as for gini)."""
+        p_hat = estimates.power(1.0)  # (G,)
+        return ctx.task_reward[:, None] + 2.0 * ctx.tau * p_hat[None, :]

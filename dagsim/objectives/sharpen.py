@@ -92,6 +92,11 @@ class SharpenObjective(SeparableObjective):
             note += f"; tie, {what} answers {ties.tolist()} is optimal, lowest index returned"
         return "vertex", residual, note
 
+    @staticmethod
+    def count_reward_table(ctx, estimates) -> np.ndarray:
+        """GRPO reward ``g = r(z) + τ log_hat p`` (THEORY's table form); log_hat p from the LOO count."""
+        return ctx.task_reward[:, None] + ctx.tau * estimates.log()[None, :]  # (K, G)
+
     def cvxpy_pieces(self, x, support, nu0_s, beta):
         """Exact DCP rewrite: Φ − βKL = ⟨r + β log ν0, ν⟩ + (β − τ) Σ entr(ν), concave iff β ≥ τ."""
         import cvxpy as cp
