@@ -450,6 +450,10 @@ class MultiViewObjective(ABC):
         """DCP pieces of (E5): a list of ``(expression, extra_constraints, variables_to_report)``."""
         raise DomainError(f"cvxpy cannot express objective {self.name!r}")
 
+    def cvxpy_projection(self, nus: np.ndarray) -> np.ndarray:
+        """Map cvxpy's (m, K) solution, feasible to the solver tolerance, onto the family's feasible set."""
+        return nus
+
     def regularized_value(self, nus: np.ndarray, nu0: np.ndarray, beta: float) -> float:
         """The (E5) objective Φ(ν) − β Σ_j w_j KL(ν_j‖ν_j^0)."""
         kl = sum(w * kl_divergence(n, n0) for w, n, n0 in zip(self.weights, nus, nu0, strict=False))

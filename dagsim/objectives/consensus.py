@@ -277,6 +277,10 @@ class ConsensusObjective(MultiViewObjective):
         )
         return "optimal", residual, "hard coherence (tau=inf): all views equal the closed-form consensus"
 
+    def cvxpy_projection(self, nus: np.ndarray) -> np.ndarray:
+        """τ = inf: project onto the equal-views constraint (the mean of the views)."""
+        return np.tile(nus.mean(axis=0), (self.n_views, 1)) if self.hard else nus
+
     def cvxpy_pieces(self, xs, supports, nu0, beta):
         """DCP form of (E5): arithmetic via rel_entr(ν_j, q̄) with q̄ affine; geometric with the consensus
         q as an extra variable, −τ Σ_j w_j rel_entr(q, ν_j) (jointly concave); majority: one piece per mode

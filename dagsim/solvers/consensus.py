@@ -85,17 +85,19 @@ def _newton_minimize(fun: Callable, x0: np.ndarray, what: str):
     raise SolverError(f"{what}: Newton did not converge in {MAX_NEWTON} iterations")
 
 
-def _consensus_guess(obj, nu0: np.ndarray, beta: float) -> np.ndarray:
+def _consensus_guess(problem) -> np.ndarray:
     """Starting consensus: the hard-coherence q* ∝ Π_j (ν_j^0)^{w_j} e^{r/β} (the τ → ∞ solution) when
     τ ≥ β and the views share an answer, else the mean of the per-view Gibbs tilts (the τ → 0 solution)."""
+    obj, nu0, beta = problem.objective, problem.nu0, problem.beta
     log_hard = obj.weights @ log_of(nu0) + obj.task_reward / beta
     if obj.tau >= beta and np.any(np.isfinite(log_hard)):
         return softmax_log(log_hard)
     return obj.weights @ softmax_log(log_of(nu0) + obj.task_reward[None, :] / beta)
 
 
-def _arithmetic_consensus(obj, nu0: np.ndarray, beta: float) -> np.ndarray:
+def _arithmetic_consensus(problem) -> np.ndarray:
     """(E5) with the arithmetic consensus by Newton on the potential Ψ(ℓ) of the module docstring."""
+    obj, nu0, beta = problem.objective, problem.nu0, problem.beta
     w, tau, r = obj.weights, obj.tau, obj.task_reward
     gamma = tau / (beta + tau)
     log_a = (beta * log_of(nu0) + r[None, :]) / (beta + tau)  # (m, K), −inf off each support
@@ -115,7 +117,7 @@ def _arithmetic_consensus(obj, nu0: np.ndarray, beta: float) -> np.ndarray:
         hess = np.diag(w * mass) + (gamma / (1 - gamma)) * (M / q[pos]) @ M.T
         return val, grad, hess, float(np.max(np.abs(1.0 - mass))) <= MASS_TOL, log_nu
 
-    q0 = _consensus_guess(obj, nu0, beta)
+    q0 = _consensus_guess(problem)
     ell0 = logsumexp(log_a + gamma * log_of(q0)[None, :], axis=1)
     _, log_nu = _newton_minimize(fun, ell0, "arithmetic consensus")
     return softmax_log(log_nu)
@@ -153,7 +155,7 @@ def _geometric_inner(bp: np.ndarray, eta: float, c: float, tau: float, w: np.nda
     raise SolverError("geometric consensus: per-answer equation did not converge")
 
 
-def _geometric_consensus(obj, nu0: np.ndarray, beta: float) -> np.ndarray:
+def _geometric_consensus(problem) -> np.ndarray:
     """(E5) with the geometric consensus: Newton on the convex dual in the m + 1 normalization multipliers.
 
     Lagrangian Σ_j w_j[⟨r,ν_j⟩ − βKL(ν_j‖ν_j^0) − τKL(q‖ν_j) − μ_j(Σν_j − 1)] − η(Σq − 1). Stationarity in
@@ -163,6 +165,7 @@ def _geometric_consensus(obj, nu0: np.ndarray, beta: float) -> np.ndarray:
     solver keeps full precision for large τ/β (where ν_j → q and δ → 0).
     Answers outside the common support have q = 0 and ν_j = ν_j^0 e^{(r − β − μ_j)/β}.
     """
+    obj, nu0, beta = problem.objective, problem.nu0, problem.beta
     w, tau, r = obj.weights, obj.tau, obj.task_reward
     m = obj.n_views
     on = np.all(nu0 > 0, axis=0)
@@ -202,7 +205,7 @@ def _geometric_consensus(obj, nu0: np.ndarray, beta: float) -> np.ndarray:
         return val, grad, hess, done, log_nu
 
     # Start where every view equals the guess q (δ = 0): stationarity gives μ'_j (averaged over q), η' = 0.
-    q0 = _consensus_guess(obj, nu0, beta)
+    q0 = _consensus_guess(problem)
     keep = (q0 > 0) & on  # off the common support log ν_j^0 = −inf would make μ'_j infinite
     with np.errstate(invalid="ignore"):
         mu0 = (q0[keep] * (r[keep][None, :] - beta * (np.log(q0[keep])[None, :] - log_nu0[:, keep]))).sum(axis=1)
@@ -210,7 +213,7 @@ def _geometric_consensus(obj, nu0: np.ndarray, beta: float) -> np.ndarray:
     return softmax_log(log_nu)
 
 
-def _majority_consensus(obj, nu0: np.ndarray, beta: float) -> tuple[np.ndarray, str, str]:
+def _majority_consensus(problem) -> tuple[np.ndarray, str, str]:
     """(E5) with the majority consensus (adopted D = −Σ_j w_j log ν_j(z*), z* = mode of q̄).
 
     For a fixed z*, view j solves max ⟨r,ν⟩ − βKL(ν‖ν_j^0) + τ log ν(z*), i.e.
@@ -218,6 +221,7 @@ def _majority_consensus(obj, nu0: np.ndarray, beta: float) -> tuple[np.ndarray, 
     with p_j ∝ ν_j^0 e^{r/β}: ν keeps p_j's shape off z* and x = ν(z*) solves β(y − logit p) = τ/x,
     y = logit x (increasing, concave in y: monotone Newton from y = logit p). All (j, z*) at once.
     """
+    obj, nu0, beta = problem.objective, problem.nu0, problem.beta
     w, tau, r = obj.weights, obj.tau, obj.task_reward
     m, K = nu0.shape
     common = np.flatnonzero(np.all(nu0 > 0, axis=0))
@@ -279,15 +283,15 @@ def _majority_consensus(obj, nu0: np.ndarray, beta: float) -> tuple[np.ndarray, 
 
 def arithmetic(problem) -> tuple[np.ndarray, str, str, str]:
     """Arithmetic consensus: Newton on the potential Ψ (module docstring)."""
-    return _arithmetic_consensus(problem.objective, problem.nu0, problem.beta), "newton-potential", "optimal", ""
+    return _arithmetic_consensus(problem), "newton-potential", "optimal", ""
 
 
 def geometric(problem) -> tuple[np.ndarray, str, str, str]:
     """Geometric consensus: Newton on the (m + 1)-multiplier dual (module docstring)."""
-    return _geometric_consensus(problem.objective, problem.nu0, problem.beta), "newton-dual", "optimal", ""
+    return _geometric_consensus(problem), "newton-dual", "optimal", ""
 
 
 def majority(problem) -> tuple[np.ndarray, str, str, str]:
     """Majority consensus: enumeration of the mode choice (module docstring)."""
-    nus, status, note = _majority_consensus(problem.objective, problem.nu0, problem.beta)
+    nus, status, note = _majority_consensus(problem)
     return nus, "mode-enumeration", status, note

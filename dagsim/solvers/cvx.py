@@ -24,7 +24,6 @@ import numpy as np
 from dagsim.constraints import LinearConstraint
 from dagsim.errors import InfeasibleError, SolverError
 from dagsim.objectives.base import MultiViewObjective
-from dagsim.objectives.consensus import ConsensusObjective
 from dagsim.solvers.common import as_problem, checked
 from dagsim.solvers.result import AnswerSolution, assemble
 
@@ -138,8 +137,8 @@ def cvxpy_checked(
             best = (float(problem.value), nus, lam, name)
         piece += 1
     dcp_value, nus, lam, name = best
-    if isinstance(obj, ConsensusObjective) and obj.hard:
-        nus = np.tile(nus.mean(axis=0), (obj.n_views, 1))  # project onto the equal-views constraint
+    if multi:
+        nus = obj.cvxpy_projection(nus)  # the family's feasibility projection (hard coherence: equal views)
     nu = nus if multi else nus[0]
     sol = assemble(
         obj,

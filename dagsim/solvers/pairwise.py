@@ -17,8 +17,9 @@ from dagsim.solvers.result import AnswerSolution
 BOUNDARY_FRACTION = 0.99
 
 
-def _pairwise_newton(obj, nu0: np.ndarray, beta: float) -> np.ndarray:
+def _pairwise_newton(problem) -> np.ndarray:
     """(E5) with pairwise coherence: primal Newton on the stacked marginals (module docstring)."""
+    obj, nu0, beta = problem.objective, problem.nu0, problem.beta
     m, K = nu0.shape
     w, tau = obj.weights, obj.tau
     sup = np.flatnonzero(nu0.ravel() > 0)  # (N,) stacked support
@@ -67,5 +68,5 @@ def _pairwise_newton(obj, nu0: np.ndarray, beta: float) -> np.ndarray:
 
 def solve_pairwise(problem) -> AnswerSolution:
     """(E5) for pairwise coherence by primal Newton (module docstring)."""
-    nus = _pairwise_newton(problem.objective, problem.nu0, problem.beta)
+    nus = _pairwise_newton(problem)
     return finish(problem, nus, None, method="dual", solver="newton-primal", status="optimal")
