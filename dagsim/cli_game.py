@@ -70,8 +70,7 @@ def _solve(p: argparse.ArgumentParser):
         else:
             from dagsim.solvers import solve_answer_level
 
-            sol = solve_answer_level(prob.objective, prob.nu0, prob.beta, constraints=prob.constraints,
-                                     method=args.method)
+            sol = solve_answer_level(prob, method=args.method)
             out = {"value": float(sol.value), "method": sol.method, "kkt_residual": float(sol.kkt_residual),
                    "multipliers": [float(x) for x in np.asarray(sol.multipliers).tolist()],
                    "status": sol.status, "solver": sol.solver, "max_violation": float(sol.max_violation)}

@@ -290,3 +290,14 @@ def test_a_family_with_only_value_and_reward_is_solved_by_the_trace_route(user_f
     oracle = solve_exact(make_objective("test-quadratic", n_answers=4, reward=r, tau=0.8), answer_marginal(dag), 0.6)
     gap = float(np.abs(sol.marginal - oracle.nu).max())
     assert gap <= TRACE_ATOL
+
+
+def test_a_separable_family_outside_its_exact_regime_is_refused(user_families):
+    class _NotExact(_Quadratic):
+        def dual_is_exact(self, beta):
+            return beta > 1.0
+
+    obj = _NotExact(5, reward=R, tau=0.8)
+    assert solve_exact(obj, NU0, 1.5).solver == "newton-dual"  # inside the regime: the shared dual
+    with pytest.raises(DomainError, match="not concave at beta=0.5"):
+        solve_exact(obj, NU0, 0.5)

@@ -365,6 +365,11 @@ class SeparableObjective(Objective):
 
     def exact_solve(self, problem):
         """(E2) by the shared separable dual-Newton solver (``solvers/dual.py``); needs ``dual_is_exact``."""
+        if not self.dual_is_exact(problem.beta):
+            raise DomainError(
+                f"objective {self.name!r}: the per-answer Lagrangian is not concave at beta={problem.beta}, "
+                "so the dual solver is not exact here and the family gives no other exact solver"
+            )
         from dagsim.solvers.dual import solve_separable
 
         return solve_separable(problem)
