@@ -79,7 +79,8 @@ def _solve(p: argparse.ArgumentParser):
             if prob.multiview:
                 out["views"] = [_dist(prob.answers, v) for v in sol.nu]
                 q = sol.consensus if sol.consensus is not None else prob.objective.target(sol.nu)
-                out["consensus"] = _dist(prob.answers, q)
+                if q is not None:  # pairwise coherence has no consensus target (no "consensus" key)
+                    out["consensus"] = _dist(prob.answers, q)
             else:
                 out["answer_distribution"] = _dist(prob.answers, sol.nu)
         if args.json:
@@ -110,8 +111,9 @@ def _solve_trace(prob) -> dict:
 
 def _print_solution(prob, out: dict) -> None:
     if "views" in out:
-        cols = ["answer"] + [f"view {j}" for j in range(len(out["views"]))] + ["consensus"]
-        rows = [[a] + [f"{v[a]:.6f}" for v in out["views"]] + [f"{out['consensus'][a]:.6f}"] for a in prob.answers]
+        q = out.get("consensus")
+        cols = ["answer"] + [f"view {j}" for j in range(len(out["views"]))] + (["consensus"] if q else [])
+        rows = [[a] + [f"{v[a]:.6f}" for v in out["views"]] + ([f"{q[a]:.6f}"] if q else []) for a in prob.answers]
     else:
         cols = ["answer", "ν0", "ν*"]
         rows = [[a, f"{x0:.6f}", f"{out['answer_distribution'][a]:.6f}"] for a, x0 in zip(prob.answers, prob.nu0)]

@@ -301,3 +301,18 @@ def test_a_separable_family_outside_its_exact_regime_is_refused(user_families):
     assert solve_exact(obj, NU0, 1.5).solver == "newton-dual"  # inside the regime: the shared dual
     with pytest.raises(DomainError, match="not concave at beta=0.5"):
         solve_exact(obj, NU0, 0.5)
+
+
+def test_cli_solves_pairwise_coherence_without_a_consensus_key(tmp_path, capsys):
+    task = arithmetic_task(ArithmeticProblem((4, 6), (7, 8)), [[0.3, 0.1], [0.1, 0.3]])
+    path = tmp_path / "t.json"
+    dagio.save(task, path)
+    code, out, err = run(capsys, "solve", path, "--objective", "pairwise", "--tau", 1.0, "--json")
+    assert code == 0 and err == ""
+    report = json.loads(out)
+    assert "consensus" not in report and report["solver"] == "newton-primal"
+    nus = np.array([[v[a] for a in task.answers] for v in report["views"]])
+    oracle = solve_cvxpy(build_problem(task, "pairwise", beta=1.0, tau=1.0))  # a second solver
+    assert np.abs(nus - oracle.nu).max() <= CVX_ATOL
+    code, out, _ = run(capsys, "solve", path, "--objective", "pairwise", "--tau", 1.0)
+    assert code == 0 and "view 1" in out and "consensus" not in out
