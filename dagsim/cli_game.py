@@ -32,13 +32,15 @@ def _positive(text: str) -> float:
 
 
 def add_problem_arguments(p: argparse.ArgumentParser) -> None:
+    from dagsim.objectives import OBJECTIVES
+    from dagsim.objectives.consensus import CONSENSUS_KINDS
+
     p.add_argument("file", help="a dagsim/v1 DAG or dagsim-task/v1 task file")
-    p.add_argument("--objective", required=True,
-                   help="reward | entropy | gini | tsallis | sharpen | collision | majority | consensus | pairwise")
+    p.add_argument("--objective", required=True, help=" | ".join(OBJECTIVES))  # the registered families
     p.add_argument("--beta", type=_positive, default=1.0, help="KL weight β > 0 (default 1)")
     p.add_argument("--tau", type=parse_tau, default=None, help="objective weight τ >= 0, or 'inf' (hard coherence)")
     p.add_argument("--order", type=float, default=None, help="Tsallis order α (> 0, != 1)")
-    p.add_argument("--consensus", choices=["arithmetic", "geometric", "majority"], default=None,
+    p.add_argument("--consensus", choices=list(CONSENSUS_KINDS), default=None,
                    help="consensus type of the multi-view objective")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
