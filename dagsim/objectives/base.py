@@ -329,7 +329,7 @@ class SeparableObjective(Objective):
     ρ(0) = 0 is required (answers with ν = 0 contribute nothing; the solvers work on the support).
 
     Subclasses give ρ, ρ', ρ'' and :meth:`coordinate_response`, the exact per-answer maximizer of the
-    Lagrangian used by the dual solver (solvers/exact.py): for a shift ``a`` it solves
+    Lagrangian used by the dual solver (solvers/dual.py): for a shift ``a`` it solves
 
         β u − τ ρ'(e^u) = a          (u = log ν_z)
 

@@ -27,7 +27,7 @@ class CollisionObjective(SeparableObjective):
     * **per-answer concave on [0, 1] iff 2τ ≤ β**: then each per-answer Lagrangian is concave on the box,
       strong duality holds and the dual solver is exact (:meth:`dual_is_exact`).
     * Always: the optimum has full support on supp ν0 (KL has infinite slope at 0) and, by a rearrangement
-      argument, at most one answer above β/(2τ); solvers/exact.py uses this for β/2 < τ.
+      argument, at most one answer above β/(2τ); solvers/collision.py uses this for β/2 < τ.
     """
 
     family_curvature = "convex"
