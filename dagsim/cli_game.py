@@ -32,11 +32,11 @@ def _positive(text: str) -> float:
 
 
 def add_problem_arguments(p: argparse.ArgumentParser) -> None:
-    from dagsim.objectives import OBJECTIVES
     from dagsim.objectives.consensus import CONSENSUS_KINDS
 
     p.add_argument("file", help="a dagsim/v1 DAG or dagsim-task/v1 task file")
-    p.add_argument("--objective", required=True, help=" | ".join(OBJECTIVES))  # the registered families
+    p.add_argument("--objective", required=True,
+                   help="reward | entropy | gini | tsallis | sharpen | collision | majority | consensus | pairwise")
     p.add_argument("--beta", type=_positive, default=1.0, help="KL weight β > 0 (default 1)")
     p.add_argument("--tau", type=parse_tau, default=None, help="objective weight τ >= 0, or 'inf' (hard coherence)")
     p.add_argument("--order", type=float, default=None, help="Tsallis order α (> 0, != 1)")
@@ -72,7 +72,8 @@ def _solve(p: argparse.ArgumentParser):
         else:
             from dagsim.solvers import solve_answer_level
 
-            sol = solve_answer_level(prob, method=args.method)
+            sol = solve_answer_level(prob.objective, prob.nu0, prob.beta, constraints=prob.constraints,
+                                     method=args.method)
             out = {"value": float(sol.value), "method": sol.method, "kkt_residual": float(sol.kkt_residual),
                    "multipliers": [float(x) for x in np.asarray(sol.multipliers).tolist()],
                    "status": sol.status, "solver": sol.solver, "max_violation": float(sol.max_violation)}
