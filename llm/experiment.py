@@ -95,11 +95,23 @@ class ExperimentConfig:
     reevaluate: bool = False
     """No training: evaluate the finished models in --out again (same seeds) and rewrite results.json with
     the current metrics (e.g. after new ones were added); values that changed are listed per row."""
+    # --- issue 15: error bars over training seeds, misreading overlap
+    seeds: str = ""
+    """Comma-separated training seeds, e.g. 0,1,2: every algorithm is trained once per seed (rows NAME@seedS)
+    from the same base model (pretrained with --seed) and evaluated on the same held-out prompts with the
+    same evaluation seed (--seed + 1); results add mean +- 95 % intervals over seeds and a bootstrap over
+    held-out problems. Empty = --seed alone; a single value S = --seed S."""
+    misconception_overlap: float = 0.0
+    """Task of a base model pretrained here: fraction of problems whose misreading the views share
+    (0 = disjoint, 1 = identical; llm.tasks.ArithmeticTaskConfig.misconception_overlap)."""
 
     def resolved(self) -> ExperimentConfig:
         q = self.quick
+        seeds = parse_seeds(self.seeds)
         return dataclasses.replace(
             self,
+            seed=seeds[0] if len(seeds) == 1 else self.seed,
+            seeds=",".join(map(str, seeds)) if len(seeds) > 1 else "",
             pretrain_steps=self.pretrain_steps or (250 if q else 1500),
             steps=self.steps or (8 if q else 40),
             eval_max_problems=self.eval_max_problems or (30 if q else 0),
@@ -114,6 +126,11 @@ class ExperimentConfig:
                 raise ValidationError(f"experiment.{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValidationError(f"experiment.lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.misconception_overlap <= 1.0:
+            raise ValidationError(
+                f"experiment.misconception_overlap must be in [0, 1], got {self.misconception_overlap}"
+            )
+        parse_seeds(self.seeds)
         if self.base_model and not Path(self.base_model).is_dir():
             raise ValidationError(f"experiment.base_model: no checkpoint directory at {self.base_model}")
 
@@ -122,6 +139,11 @@ class ExperimentConfig:
 
         wanted = self.workers or (os.cpu_count() or 1)
         return max(1, min(wanted, n_variants))
+
+    def train_seeds(self) -> tuple[int, ...] | None:
+        """The training seeds of a multi-seed run (None: a single-seed run with ``seed``)."""
+        seeds = parse_seeds(self.seeds)
+        return seeds if len(seeds) > 1 else None
 
     def variants(self) -> list[tuple[str, dict]]:
         names = [n.strip() for n in self.algorithms.split(",") if n.strip()] or (
@@ -132,6 +154,36 @@ class ExperimentConfig:
         if unknown:
             raise ValidationError(f"experiment.algorithms: unknown {unknown}; choose from {list(table)}")
         return [(n, table[n]) for n in names]
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"0,1,2"`` -> ``(0, 1, 2)`` (``""`` -> ``()``); non-integers, negatives and repeats are errors."""
+    if not text.strip():
+        return ()
+    seeds = []
+    for item in text.split(","):
+        item = item.strip()
+        try:
+            seed = int(item)
+        except ValueError:
+            raise ValidationError(f"experiment.seeds: {item!r} is not an integer (expected e.g. 0,1,2)") from None
+        if seed < 0:
+            raise ValidationError(f"experiment.seeds: seeds must be >= 0, got {seed}")
+        if seed in seeds:
+            raise ValidationError(f"experiment.seeds: seed {seed} is repeated")
+        seeds.append(seed)
+    return tuple(seeds)
+
+
+def seed_row_name(name: str, seed: int) -> str:
+    """Row name of algorithm ``name`` trained with ``seed`` in a multi-seed run."""
+    return f"{name}@seed{seed}"
+
+
+def split_row_name(row_name: str) -> tuple[str, int | None]:
+    """Inverse of :func:`seed_row_name`: ``("gt-grpo", 1)`` for ``"gt-grpo@seed1"``, seed None without one."""
+    name, sep, seed = row_name.rpartition("@seed")
+    return (name, int(seed)) if sep and seed.isdigit() else (row_name, None)
 
 
 def run_dir(out: str | Path, name: str) -> Path:
@@ -213,7 +265,7 @@ def run_experiment(config: ExperimentConfig) -> dict:
     from llm.evaluate import EvalConfig, evaluate
     from llm.model import load_model
     from llm.pretrain import PretrainConfig, pretrain
-    from llm.tasks import split_problems, task_config_of
+    from llm.tasks import ArithmeticTaskConfig, split_problems, task_config_of
 
     config = config.resolved()
     config.validate()
@@ -233,7 +285,8 @@ def run_experiment(config: ExperimentConfig) -> dict:
         base_dir = out / "base"
         summary = pretrain(
             PretrainConfig(
-                out=str(base_dir), steps=config.pretrain_steps, seed=config.seed, progress=config.progress
+                out=str(base_dir), steps=config.pretrain_steps, seed=config.seed, progress=config.progress,
+                task=ArithmeticTaskConfig(misconception_overlap=config.misconception_overlap),
             )
         )
         pretrain_seconds = summary["seconds"]
@@ -241,10 +294,20 @@ def run_experiment(config: ExperimentConfig) -> dict:
     eval_cfg = EvalConfig(k=config.eval_k, max_problems=config.eval_max_problems, seed=config.seed + 1)
 
     model, tok = load_model(base_dir)
-    rows = [_row("base", evaluate(model, tok, held_out, eval_cfg), 0, pretrain_seconds)]
+    base_metrics = evaluate(model, tok, held_out, eval_cfg, per_prompt=True)
+    per_prompt = {"base": base_metrics.pop("per_prompt")}
+    rows = [_row("base", base_metrics, 0, pretrain_seconds)]
     del model
     _write(out, rows, config, time.perf_counter() - t_total)
-    jobs = [_variant_job(config, base_dir, out, name, overrides) for name, overrides in variants]
+    seeds = config.train_seeds()
+    if seeds is None:
+        jobs = [_variant_job(config, base_dir, out, name, overrides) for name, overrides in variants]
+    else:
+        jobs = [
+            _variant_job(config, base_dir, out, seed_row_name(name, s), overrides, seed=s)
+            for s in seeds
+            for name, overrides in variants
+        ]
     done: dict[str, dict] = {}
     if config.resume:
         for job in jobs:
@@ -266,8 +329,9 @@ def run_experiment(config: ExperimentConfig) -> dict:
         _run_parallel(todo, held_out, eval_cfg, workers, finished, config.progress)
     rows += [done[j["name"]]["row"] for j in jobs]
     histories = {j["name"]: done[j["name"]]["history"] for j in jobs}
+    per_prompt.update({j["name"]: done[j["name"]].get("per_prompt") for j in jobs})
     table = markdown_table(rows, config.eval_k)
-    _write(out, rows, config, time.perf_counter() - t_total)
+    _write(out, rows, config, time.perf_counter() - t_total, per_prompt=per_prompt)
     plot_results(rows, histories, out, config.eval_k)
     return {"rows": rows, "table": table}
 
@@ -323,8 +387,11 @@ def reevaluate(config: ExperimentConfig) -> dict:
     return {"rows": rows, "table": markdown_table(rows, config.eval_k)}
 
 
-def _variant_job(config: ExperimentConfig, base_dir: Path, out: Path, name: str, overrides: dict) -> dict:
-    """A picklable description of one algorithm's run (trained and evaluated by :func:`run_variant`)."""
+def _variant_job(
+    config: ExperimentConfig, base_dir: Path, out: Path, name: str, overrides: dict, seed: int | None = None
+) -> dict:
+    """A picklable description of one algorithm's run (trained and evaluated by :func:`run_variant`);
+    ``seed``: its training seed (default: the experiment's)."""
     folder = run_dir(out, name)
     train = dict(
         model=str(base_dir),
@@ -333,7 +400,7 @@ def _variant_job(config: ExperimentConfig, base_dir: Path, out: Path, name: str,
         prompts_per_step=config.prompts_per_step,
         group_size=config.group_size,
         lr=config.lr,
-        seed=config.seed,
+        seed=config.seed if seed is None else seed,
         progress=config.progress,
         overwrite=True,  # the experiment decides reuse itself (``--resume`` + fingerprint); a rerun starts afresh
         **overrides,
@@ -348,6 +415,8 @@ def _finished_pretraining(base_dir: Path, config: ExperimentConfig) -> float | N
     except (OSError, json.JSONDecodeError):
         return None
     same = summary["config"]["steps"] == config.pretrain_steps and summary["config"]["seed"] == config.seed
+    overlap = summary["config"].get("task", {}).get("misconception_overlap", 0.0)
+    same = same and overlap == config.misconception_overlap
     return float(summary["seconds"]) if same else None
 
 
@@ -390,15 +459,24 @@ def run_variant(job: dict, held_out, eval_cfg) -> dict:
     result = train(TrainConfig(**job["train"]))
     if result["interrupted"]:
         raise KeyboardInterrupt
-    metrics = evaluate(result["model"], result["tokenizer"], held_out, eval_cfg)
+    metrics = evaluate(result["model"], result["tokenizer"], held_out, eval_cfg, per_prompt=True)
+    per_prompt = metrics.pop("per_prompt")
     row = _row(job["name"], metrics, result["steps"], result["seconds"])
+    variant, seed = split_row_name(job["name"])
+    if seed is not None:
+        row.update(variant=variant, train_seed=seed)
     tail = result["history"][-5:]
     for key in ("constraint_value", "multiplier", "train_accuracy", "pseudo_label_accuracy"):
         if tail and key in tail[-1]:
             row[f"train_{key}_last5" if not key.startswith("train") else f"{key}_last5"] = float(
                 sum(h[key] for h in tail) / len(tail)
             )
-    payload = {"row": row, "history": result["history"], "fingerprint": _fingerprint(job, held_out, eval_cfg)}
+    payload = {
+        "row": row,
+        "history": result["history"],
+        "fingerprint": _fingerprint(job, held_out, eval_cfg),
+        "per_prompt": per_prompt,
+    }
     atomic_write_text(Path(job["run_dir"]) / "row.json", json.dumps(payload, indent=2))
     return payload
 
@@ -436,9 +514,13 @@ def _run_parallel(jobs: list[dict], held_out, eval_cfg, workers: int, finished, 
             bar.close()
 
 
-def _write(out: Path, rows: list[dict], config: ExperimentConfig, seconds: float) -> None:
+def _write(
+    out: Path, rows: list[dict], config: ExperimentConfig, seconds: float, per_prompt: dict | None = None
+) -> None:
     from llm.model import atomic_write_text
 
     payload = {"config": dataclasses.asdict(config), "total_seconds": seconds, "rows": rows}
+    if per_prompt is not None:  # every row's per-prompt answers (issue 15), beside results.json
+        atomic_write_text(out / "per_prompt.json", json.dumps(per_prompt))
     atomic_write_text(out / "results.json", json.dumps(payload, indent=2))
     atomic_write_text(out / "results.md", markdown_table(rows, config.eval_k) + "\n")
