@@ -290,7 +290,13 @@ def run_experiment(config: ExperimentConfig) -> dict:
             )
         )
         pretrain_seconds = summary["seconds"]
-    held_out = split_problems(task_config_of(base_dir))[1]
+    task = task_config_of(base_dir)
+    if config.misconception_overlap and config.misconception_overlap != task.misconception_overlap:
+        raise ValidationError(
+            f"experiment.misconception_overlap {config.misconception_overlap} differs from the base model's task "
+            f"({base_dir / 'task.json'}: {task.misconception_overlap})"
+        )
+    held_out = split_problems(task)[1]
     eval_cfg = EvalConfig(k=config.eval_k, max_problems=config.eval_max_problems, seed=config.seed + 1)
 
     model, tok = load_model(base_dir)
@@ -331,7 +337,15 @@ def run_experiment(config: ExperimentConfig) -> dict:
     histories = {j["name"]: done[j["name"]]["history"] for j in jobs}
     per_prompt.update({j["name"]: done[j["name"]].get("per_prompt") for j in jobs})
     table = markdown_table(rows, config.eval_k)
-    _write(out, rows, config, time.perf_counter() - t_total, per_prompt=per_prompt)
+    summary = None
+    if seeds is not None:
+        import numpy as np
+
+        from llm.intervals import seed_summary, summary_table
+
+        summary = seed_summary(rows, per_prompt, np.random.default_rng(config.seed))  # bootstrap seed = --seed
+        table += "\n\n" + summary_table(summary, config.eval_k)
+    _write(out, rows, config, time.perf_counter() - t_total, per_prompt=per_prompt, summary=summary)
     plot_results(rows, histories, out, config.eval_k)
     return {"rows": rows, "table": table}
 
@@ -515,12 +529,19 @@ def _run_parallel(jobs: list[dict], held_out, eval_cfg, workers: int, finished, 
 
 
 def _write(
-    out: Path, rows: list[dict], config: ExperimentConfig, seconds: float, per_prompt: dict | None = None
+    out: Path, rows: list[dict], config: ExperimentConfig, seconds: float, per_prompt: dict | None = None,
+    summary: list[dict] | None = None,
 ) -> None:
     from llm.model import atomic_write_text
 
     payload = {"config": dataclasses.asdict(config), "total_seconds": seconds, "rows": rows}
+    table = markdown_table(rows, config.eval_k)
+    if summary is not None:  # multi-seed run (issue 15): intervals over seeds and held-out problems
+        from llm.intervals import summary_table
+
+        payload["summary"] = summary
+        table += "\n\n" + summary_table(summary, config.eval_k)
     if per_prompt is not None:  # every row's per-prompt answers (issue 15), beside results.json
         atomic_write_text(out / "per_prompt.json", json.dumps(per_prompt))
     atomic_write_text(out / "results.json", json.dumps(payload, indent=2))
-    atomic_write_text(out / "results.md", markdown_table(rows, config.eval_k) + "\n")
+    atomic_write_text(out / "results.md", table + "\n")
