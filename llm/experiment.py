@@ -341,11 +341,14 @@ def run_experiment(config: ExperimentConfig) -> dict:
     if seeds is not None:
         import numpy as np
 
-        from llm.intervals import seed_summary, summary_table
+        from llm.intervals import gap_fractions, gap_table, seed_summary, summary_table
 
         summary = seed_summary(rows, per_prompt, np.random.default_rng(config.seed))  # bootstrap seed = --seed
         table += "\n\n" + summary_table(summary, config.eval_k)
-    _write(out, rows, config, time.perf_counter() - t_total, per_prompt=per_prompt, summary=summary)
+    gaps = gap_fractions(rows) if seeds is not None else None
+    if gaps:
+        table += "\n\n" + gap_table(gaps)
+    _write(out, rows, config, time.perf_counter() - t_total, per_prompt=per_prompt, summary=summary, gaps=gaps)
     plot_results(rows, histories, out, config.eval_k)
     return {"rows": rows, "table": table}
 
@@ -530,7 +533,7 @@ def _run_parallel(jobs: list[dict], held_out, eval_cfg, workers: int, finished, 
 
 def _write(
     out: Path, rows: list[dict], config: ExperimentConfig, seconds: float, per_prompt: dict | None = None,
-    summary: list[dict] | None = None,
+    summary: list[dict] | None = None, gaps: list[dict] | None = None,
 ) -> None:
     from llm.model import atomic_write_text
 
@@ -541,6 +544,11 @@ def _write(
 
         payload["summary"] = summary
         table += "\n\n" + summary_table(summary, config.eval_k)
+    if gaps:
+        from llm.intervals import gap_table
+
+        payload["gap_to_gt"] = gaps
+        table += "\n\n" + gap_table(gaps)
     if per_prompt is not None:  # every row's per-prompt answers (issue 15), beside results.json
         atomic_write_text(out / "per_prompt.json", json.dumps(per_prompt))
     atomic_write_text(out / "results.json", json.dumps(payload, indent=2))

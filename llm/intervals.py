@@ -176,3 +176,35 @@ def summary_table(summary: Sequence[dict], k: int) -> str:
         n = len(e["rows"])
         lines.append(f"| {e['algorithm']} | {n} | " + " | ".join(cells) + " | " + " | ".join(boots) + " |")
     return "\n".join(lines)
+
+
+def gap_fractions(rows: Sequence[dict], reference: str = "gt-grpo", metric: str = "mean_accuracy") -> list[dict]:
+    """Per label-free algorithm of a multi-seed run: the fraction of the gap to ``reference`` it closes,
+    ``(m_s − m_base) / (m_ref,s − m_base)`` per seed s (the same seed's reference row), with its t-interval
+    over seeds (:func:`t_interval`), and the gain over the base in points."""
+    base = next(r for r in rows if r["algorithm"] == "base")[metric]
+    ref = {r["train_seed"]: r[metric] for r in rows if r.get("variant") == reference}
+    out = []
+    for name in dict.fromkeys(r["variant"] for r in rows if "variant" in r):
+        if name == reference:
+            continue
+        group = sorted((r for r in rows if r.get("variant") == name), key=lambda r: r["train_seed"])
+        if not all(r["train_seed"] in ref and ref[r["train_seed"]] != base for r in group):
+            continue
+        fractions = [(r[metric] - base) / (ref[r["train_seed"]] - base) for r in group]
+        gains = [100 * (r[metric] - base) for r in group]
+        out.append({"algorithm": name, "metric": metric, "reference": reference,
+                    "gap_fraction": t_interval(fractions), "gain_points": t_interval(gains),
+                    "per_seed_gap_fraction": fractions})
+    return out
+
+
+def gap_table(gaps: Sequence[dict]) -> str:
+    """Markdown: gain over the base (points) and fraction of the gap to the reference, mean ± t half-width."""
+    lines = ["| algorithm | gain over base, points | fraction of the gap to gt-grpo |", "|---|---:|---:|"]
+    for g in gaps:
+        f, p = g["gap_fraction"], g["gain_points"]
+        fh = "" if f["half_width"] is None else f" ± {100 * f['half_width']:.0f}"
+        ph = "" if p["half_width"] is None else f" ± {p['half_width']:.1f}"
+        lines.append(f"| {g['algorithm']} | {p['mean']:+.1f}{ph} | {100 * f['mean']:.0f}{fh} % |")
+    return "\n".join(lines)
