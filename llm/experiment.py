@@ -304,7 +304,7 @@ def run_experiment(config: ExperimentConfig) -> dict:
     per_prompt = {"base": base_metrics.pop("per_prompt")}
     rows = [_row("base", base_metrics, 0, pretrain_seconds)]
     del model
-    _write(out, rows, config, time.perf_counter() - t_total)
+    _write(out, rows, config, time.perf_counter() - t_total, per_prompt=per_prompt)
     seeds = config.train_seeds()
     if seeds is None:
         jobs = [_variant_job(config, base_dir, out, name, overrides) for name, overrides in variants]
@@ -326,7 +326,8 @@ def run_experiment(config: ExperimentConfig) -> dict:
     def finished(result: dict) -> None:
         done[result["row"]["algorithm"]] = result
         ordered = [done[j["name"]]["row"] for j in jobs if j["name"] in done]
-        _write(out, rows + ordered, config, time.perf_counter() - t_total)
+        partial = {**per_prompt, **{j["name"]: done[j["name"]].get("per_prompt") for j in jobs if j["name"] in done}}
+        _write(out, rows + ordered, config, time.perf_counter() - t_total, per_prompt=partial)
 
     if workers == 1:
         for job in todo:
@@ -341,10 +342,10 @@ def run_experiment(config: ExperimentConfig) -> dict:
     if seeds is not None:
         import numpy as np
 
-        from llm.intervals import gap_fractions, gap_table, seed_summary, summary_table
+        from llm.intervals import gap_fractions, gap_table, seed_summary, split_table, summary_table
 
         summary = seed_summary(rows, per_prompt, np.random.default_rng(config.seed))  # bootstrap seed = --seed
-        table += "\n\n" + summary_table(summary, config.eval_k)
+        table += "\n\n" + summary_table(summary, config.eval_k) + "\n\n" + split_table(summary)
     gaps = gap_fractions(rows) if seeds is not None else None
     if gaps:
         table += "\n\n" + gap_table(gaps)
@@ -361,7 +362,7 @@ def _evaluate_dir(model_dir: str, held_out, eval_cfg) -> dict:
 
     torch.set_num_threads(1)
     model, tok = load_model(model_dir)
-    return evaluate(model, tok, held_out, eval_cfg)
+    return evaluate(model, tok, held_out, eval_cfg, per_prompt=True)
 
 
 def reevaluate(config: ExperimentConfig) -> dict:
@@ -390,6 +391,7 @@ def reevaluate(config: ExperimentConfig) -> dict:
     with ProcessPoolExecutor(max_workers=config.n_workers(len(dirs)), mp_context=mp.get_context("spawn")) as pool:
         futures = {n: pool.submit(_evaluate_dir, d, held_out, eval_cfg) for n, d in dirs.items()}
         metrics = {n: f.result() for n, f in futures.items()}
+    per_prompt = {n: m.pop("per_prompt") for n, m in metrics.items()}
     rows = []
     for old in payload["rows"]:
         new = {**old, **_row(old["algorithm"], metrics[old["algorithm"]], old["steps"], old["seconds"])}
@@ -399,9 +401,22 @@ def reevaluate(config: ExperimentConfig) -> dict:
     from llm.model import atomic_write_text
 
     payload["rows"] = rows
+    table = markdown_table(rows, config.eval_k)
+    if "summary" in payload:  # a multi-seed run: its intervals from the new per-prompt answers
+        import numpy as np
+
+        from llm.intervals import gap_fractions, gap_table, seed_summary, split_table, summary_table
+
+        payload["summary"] = seed_summary(rows, per_prompt, np.random.default_rng(config.seed))
+        summary = payload["summary"]
+        table += "\n\n" + summary_table(summary, config.eval_k) + "\n\n" + split_table(summary)
+        if "gap_to_gt" in payload:
+            payload["gap_to_gt"] = gap_fractions(rows)
+            table += "\n\n" + gap_table(payload["gap_to_gt"])
+    atomic_write_text(out / "per_prompt.json", json.dumps(per_prompt))
     atomic_write_text(out / "results.json", json.dumps(payload, indent=2))
-    atomic_write_text(out / "results.md", markdown_table(rows, config.eval_k) + "\n")
-    return {"rows": rows, "table": markdown_table(rows, config.eval_k)}
+    atomic_write_text(out / "results.md", table + "\n")
+    return {"rows": rows, "table": table}
 
 
 def _variant_job(
@@ -540,10 +555,10 @@ def _write(
     payload = {"config": dataclasses.asdict(config), "total_seconds": seconds, "rows": rows}
     table = markdown_table(rows, config.eval_k)
     if summary is not None:  # multi-seed run (issue 15): intervals over seeds and held-out problems
-        from llm.intervals import summary_table
+        from llm.intervals import split_table, summary_table
 
         payload["summary"] = summary
-        table += "\n\n" + summary_table(summary, config.eval_k)
+        table += "\n\n" + summary_table(summary, config.eval_k) + "\n\n" + split_table(summary)
     if gaps:
         from llm.intervals import gap_table
 

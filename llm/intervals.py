@@ -25,6 +25,8 @@ from dagsim.errors import ValidationError
 
 #: Metrics that get intervals (row keys of the experiment).
 INTERVAL_METRICS = ("mean_accuracy", "maj_at_k", "pass_at_k", "answer_entropy")
+#: Row keys summarised over seeds only (t-interval, no bootstrap): the misread / other prompt split.
+SEED_ONLY_METRICS = ("mean_accuracy_misread_prompts", "mean_accuracy_other_prompts", "misread_answer_rate")
 CONFIDENCE = 0.95
 #: Bootstrap resamples: the percentile end points move by < 0.002 between bootstrap seeds at 2000 on the
 #: experiment's 108 problems (Monte-Carlo error of a 2.5 % quantile).
@@ -114,7 +116,8 @@ def seed_summary(
 
     Per metric: ``per_seed`` values, ``seeds`` (t_interval over seeds: mean, half_width, low, high, sd, n),
     ``bootstrap_per_seed`` (problem bootstrap of each seed: low, high) and ``bootstrap`` (problem bootstrap of
-    the seed-mean, paired over seeds). Rows whose per-prompt records are missing get no bootstrap. The
+    the seed-mean, paired over seeds); the :data:`SEED_ONLY_METRICS` get ``per_seed`` and ``seeds`` only.
+    Rows whose per-prompt records are missing get no bootstrap. The
     per-prompt recomputation must reproduce each row's metric (checked: a mismatch is an error)."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
@@ -147,6 +150,10 @@ def seed_summary(
                 ]
                 item["bootstrap"] = bootstrap_problems(stacked, index, rng, n_resamples)
             entry["metrics"][m] = item
+        for m in SEED_ONLY_METRICS:
+            if all(m in r for r in group):
+                per_seed = [float(r[m]) for r in group]
+                entry["metrics"][m] = {"per_seed": per_seed, "seeds": t_interval(per_seed)}
         out.append(entry)
     return out
 
@@ -207,4 +214,15 @@ def gap_table(gaps: Sequence[dict]) -> str:
         fh = "" if f["half_width"] is None else f" ± {100 * f['half_width']:.0f}"
         ph = "" if p["half_width"] is None else f" ± {p['half_width']:.1f}"
         lines.append(f"| {g['algorithm']} | {p['mean']:+.1f}{ph} | {100 * f['mean']:.0f}{fh} % |")
+    return "\n".join(lines)
+
+
+def split_table(summary: Sequence[dict]) -> str:
+    """Markdown: misread-prompt / other-prompt mean accuracy and the misread-answer rate, mean ± t over seeds."""
+    lines = ["| algorithm | mean acc, misread prompts | mean acc, other prompts | samples equal to the misreading |",
+             "|---|---:|---:|---:|"]
+    for e in summary:
+        if all(m in e["metrics"] for m in SEED_ONLY_METRICS):
+            cells = " | ".join(interval_cell(e["metrics"][m]) for m in SEED_ONLY_METRICS)
+            lines.append(f"| {e['algorithm']} | {cells} |")
     return "\n".join(lines)

@@ -75,6 +75,9 @@ def test_seed_rows_are_trained_per_seed_reused_on_resume_and_summarised(tmp_path
     assert len(per_prompt["ttrl@seed1"]) == 4  # 2 problems x 2 views
     assert [p["problem_id"] for p in per_prompt["base"]] == [p["problem_id"] for p in per_prompt["ttrl@seed0"]]
     assert "| ttrl | 2 |" in (out / "results.md").read_text()
+    redo = run_experiment(dataclasses.replace(again, resume=False, reevaluate=True))
+    assert all(r["reevaluation_changed"] == {} for r in redo["rows"])  # same weights and evaluation seed
+    assert json.loads((out / "results.json").read_text())["summary"] == payload["summary"]
 
 
 # ----------------------------------------------------------------------------------------------- intervals
