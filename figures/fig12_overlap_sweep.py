@@ -42,6 +42,8 @@ def compute(quick: bool = False, seed: int = 0, results: str | Path | None = Non
 
 
 def _color(name: str, i: int) -> str:
+    if "single-view" in name:
+        return "#CC79A7"  # distinct from the consensus rows (figure 8 colours all coherence-grpo rows blue)
     if name.startswith("coherence-grpo[") and "single" not in name:
         return color("arithmetic" if "arithmetic" in name else "geometric", i)
     return color(name.split("[")[0], i)

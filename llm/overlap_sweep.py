@@ -51,6 +51,29 @@ def level_rows(folder: Path, seed: int = 0) -> tuple[dict[str, dict], dict[str, 
     return rows, records, task
 
 
+def misread_rates(records: list[dict], task: dict) -> list[dict]:
+    """How often each view samples the *formula* misreading of a problem's kind, split by whether the task makes
+    that view misread that problem: per (view, kind, misread) the mean over held-out prompts of the fraction of
+    samples equal to that kind's misread answer. It shows whether a model learned the per-problem choice of
+    :func:`llm.tasks.misreading_views` or only a per-kind rate (which a random subset of problems leaves it)."""
+    from dataclasses import replace
+
+    from llm.tasks import KINDS, ArithmeticTaskConfig, all_problems, misconception, misconception_answer
+
+    problems = {p.problem_id: p for p in all_problems(ArithmeticTaskConfig(**task))}
+    groups: dict[tuple[int, str, bool], list[float]] = {}
+    for r in records:
+        p = problems[r["problem_id"]]
+        v = r["view"]
+        formula = misconception_answer(replace(p, misread_views=(v,)), v)  # the kind's misreading, seen by v
+        if formula is None or p.kind not in KINDS[:2]:
+            continue
+        key = (v, p.kind, misconception(p, v) is not None)
+        groups.setdefault(key, []).append(float(np.mean([a == formula for a in r["answers"]])))
+    return [{"view": v, "kind": k, "misread_by_task": m, "n_prompts": len(x), "misread_answer_rate": float(np.mean(x))}
+            for (v, k, m), x in sorted(groups.items())]
+
+
 def sweep(levels: dict[float, Path], seed: int = 0, rng_seed: int = 0, n_resamples: int = 2000) -> dict:
     """Per level and algorithm: the metrics, misread/other-prompt accuracy and bootstrap intervals; per level the
     paired bootstrap of each consensus row minus each reference row (mean accuracy)."""
@@ -83,6 +106,7 @@ def sweep(levels: dict[float, Path], seed: int = 0, rng_seed: int = 0, n_resampl
                 b = bootstrap_problems(diff, index, rng, n_resamples)
                 entry["advantage"][f"{c} - {ref}"] = {"mean_accuracy": b["estimate"],
                                                       "bootstrap": [b["low"], b["high"]]}
+        entry["base_misread_rates"] = misread_rates(records["base"], task)
         out["levels"].append(entry)
     return out
 
@@ -113,6 +137,15 @@ def markdown(data: dict) -> str:
         cells = [f"{e['rows'][a].get('mean_accuracy_misread_prompts', float('nan')):.3f} / "
                  f"{e['rows'][a].get('mean_accuracy_other_prompts', float('nan')):.3f}" for e in levels]
         lines.append(f"| {a} | " + " | ".join(cells) + " |")
+    lines += ["", "| base model: samples equal to the kind's misreading (view, kind, task misreads it?) | "
+              + " | ".join(f"overlap {e['overlap']:g}" for e in levels) + " |", "|---|" + "---:|" * len(levels)]
+    keys = sorted({(r["view"], r["kind"], r["misread_by_task"]) for e in levels for r in e["base_misread_rates"]})
+    for v, k, m in keys:
+        cells = []
+        for e in levels:
+            hit = [r for r in e["base_misread_rates"] if (r["view"], r["kind"], r["misread_by_task"]) == (v, k, m)]
+            cells.append(f"{hit[0]['misread_answer_rate']:.3f} ({hit[0]['n_prompts']})" if hit else "–")
+        lines.append(f"| view {v}, {k}, {'misread' if m else 'not misread'} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("Misread prompts per level: " + ", ".join(
         f"{e['overlap']:g}: {e['misread_prompts']} of {e['n_prompts']}" for e in levels) + ".")

@@ -22,7 +22,10 @@ rate 0.5 the misread answer is the *mode* of that view, so single-view self-cons
 sharpening) locks onto it, while the other views of the same problem do not share the error. The base
 model therefore learns an imperfect, diverse answer distribution whose *errors differ between views*
 while the correct answer is shared -- the setting where multi-view consensus (THEORY.md §4, E5) improves
-accuracy without labels and single-view self-consistency cannot.
+accuracy without labels and single-view self-consistency cannot. ``misconception_overlap`` moves the task
+towards the opposite case: a fraction f of the ``KINDS[0]`` problems is misread by every view in the same way
+(and each other view keeps its own misreading on only 1 - f of its kind), up to identical misreadings at
+f = 1, where the views' consensus has nothing left to correct (issue 15 §2).
 
 The ground-truth answer is used only for evaluation, the supervised pretraining and the ``gt-grpo``
 baseline. :func:`load_data` reads user data: JSONL (``{"question", "answer"}`` GSM8K-style,

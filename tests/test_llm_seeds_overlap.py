@@ -301,3 +301,23 @@ def test_gap_fraction_per_seed_against_hand_values():
     (gap,) = gap_fractions(rows)
     assert gap["per_seed_gap_fraction"] == pytest.approx([0.5, 0.5])  # (0.7-0.5)/(0.9-0.5), (0.6-0.5)/(0.7-0.5)
     assert gap["gain_points"]["mean"] == pytest.approx(15.0) and gap["gap_fraction"]["half_width"] == 0.0
+
+
+def test_committed_sweep_and_figure12_agree(tmp_path):
+    """results/llm_overlap_sweep.json (python -m llm.overlap_sweep on the sweep's folders): 3 levels, the
+    markdown is its rendering, and figure 12 plots exactly its numbers."""
+    from pathlib import Path
+
+    from figures import fig12_overlap_sweep as fig12
+    from llm.overlap_sweep import ALGORITHMS, markdown
+
+    results = Path(__file__).resolve().parent.parent / "results"
+    data = json.loads((results / "llm_overlap_sweep.json").read_text())
+    assert [e["overlap"] for e in data["levels"]] == [0.0, 0.5, 1.0]
+    assert (results / "llm_overlap_sweep.md").read_text().startswith(markdown(data))
+    for e in data["levels"]:
+        for a in ALGORITHMS:
+            lo, hi = e["rows"][a]["mean_accuracy_bootstrap"]
+            assert lo <= e["rows"][a]["mean_accuracy"] <= hi
+    fig = fig12.compute()
+    assert fig["rows"]["ttrl"] == [e["rows"]["ttrl"] for e in data["levels"]]
