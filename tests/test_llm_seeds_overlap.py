@@ -300,7 +300,8 @@ def test_gap_fraction_per_seed_against_hand_values():
                  {"algorithm": f"x@seed{s}", "variant": "x", "train_seed": s, "mean_accuracy": x}]
     (gap,) = gap_fractions(rows)
     assert gap["per_seed_gap_fraction"] == pytest.approx([0.5, 0.5])  # (0.7-0.5)/(0.9-0.5), (0.6-0.5)/(0.7-0.5)
-    assert gap["gain_points"]["mean"] == pytest.approx(15.0) and gap["gap_fraction"]["half_width"] == 0.0
+    assert gap["gain_points"]["mean"] == pytest.approx(15.0)
+    assert gap["gap_fraction"]["half_width"] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_committed_sweep_and_figure12_agree(tmp_path):
