@@ -63,8 +63,9 @@ def misread_rates(records: list[dict], task: dict) -> list[dict]:
     problems = {p.problem_id: p for p in all_problems(ArithmeticTaskConfig(**task))}
     groups: dict[tuple[int, str, bool], list[float]] = {}
     for r in records:
-        p = problems[r["problem_id"]]
-        v = r["view"]
+        p, v = problems.get(r["problem_id"]), r["view"]
+        if p is None:  # not a problem of this task (e.g. user data): no misreading to count
+            continue
         formula = misconception_answer(replace(p, misread_views=(v,)), v)  # the kind's misreading, seen by v
         if formula is None or p.kind not in KINDS[:2]:
             continue
