@@ -23,7 +23,7 @@ bench: $(STAMP)
 	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check dagsim llm proofs_check tests bench figures
+	$(VENV)/bin/ruff check app dagsim llm proofs_check tests bench figures
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis

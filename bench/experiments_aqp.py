@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 
+from dagsim.divergences import total_variation
 from dagsim.estimators import binomial_pmf, log_estimator_table, loo_counts
 from dagsim.grpo.advantages import advantages, doubly_loo_advantages
 from dagsim.grpo.effective import count_table_effective_reward
@@ -160,7 +161,7 @@ def sampled_run(nu0s, star, tables, minus, baseline, G, lr, steps, seed):
         theta = np.where(diverged[:, None], np.log(nu0s), theta)  # frozen; reported as diverged
         if t >= steps - tail:
             pi_sum += pi
-            tv_sum += 0.5 * np.abs(pi - star).sum(axis=1)
+            tv_sum += total_variation(pi, star, axis=1)
     return tv_sum / tail, pi_sum / tail, diverged
 
 
@@ -198,13 +199,13 @@ def run(objective: str, quick: bool, *, lr: float | None = None, steps: int | No
                                              table_size=G - 1 if baseline == "rloo" else None)
                     assert np.allclose(ref, tables[-1][0]), "bench table differs from dagsim's count_reward_table"
                 nu_fp = expected_stationary(nu0s, tables[-1], minus[-1], baseline)  # (n, K)
-                exp_tv[(est, kappa)] = 0.5 * np.abs(nu_fp - star).sum(axis=1)
+                exp_tv[(est, kappa)] = total_variation(nu_fp, star, axis=1)
             n_cfg = len(configs)
             all_tables = np.concatenate(tables)  # (n_cfg·n, K, G)
             all_minus = None if baseline != "doubly-loo" else np.concatenate(minus)
             tv, pi_avg, div = sampled_run(np.tile(nu0s, (n_cfg, 1)), np.tile(star, (n_cfg, 1)), all_tables, all_minus,
                                           baseline, G, lr, steps, seed=1000 + G)
-            avg_tv = 0.5 * np.abs(pi_avg - np.tile(star, (n_cfg, 1))).sum(axis=1)
+            avg_tv = total_variation(pi_avg, np.tile(star, (n_cfg, 1)), axis=1)
             seconds = round(time.perf_counter() - t0, 1)
             for c, (est, kappa) in enumerate(configs):
                 sl = slice(c * n_inst, (c + 1) * n_inst)

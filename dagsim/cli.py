@@ -1,4 +1,8 @@
-"""The ``dagsim`` command line: the only place that parses flags (STYLE §9).
+"""dagsim's own sub-commands (validate, marginals, generate; solve and game in :mod:`dagsim.cli_game`,
+simulate in :mod:`dagsim.cli_grpo`) and the shared machinery of the ``dagsim`` command line (STYLE §9).
+
+The console script ``dagsim`` is :func:`app.cli.main`: the top layer adds ``demo``, ``check``, ``figures``
+and ``llm``, which live in the packages above dagsim. This module imports nothing from them.
 
 Every user-facing error (bad file, bad argument, failed solve) is a :class:`~dagsim.errors.DagsimError`
 printed as one paragraph on stderr with exit code 2 — never a traceback.
@@ -10,8 +14,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -21,18 +24,31 @@ from dagsim.errors import DagsimError, ValidationError
 
 EXIT_USAGE = 2
 
-#: Sub-command registry: name -> (configure parser, run). Later modules add entries with :func:`command`.
-COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {}
+#: A sub-command's entry: (configure its parser, unused, help text); see :func:`command_entry`.
+CommandEntry = tuple[Callable[[argparse.ArgumentParser], None], None, str]
+#: dagsim's own sub-commands, filled by :func:`command` in this module, :mod:`dagsim.cli_game` and
+#: :mod:`dagsim.cli_grpo` (:func:`load_commands` imports them). The top layer (:mod:`app.cli`) composes these
+#: with the commands of the packages above dagsim; nothing outside dagsim adds entries here.
+COMMANDS: dict[str, CommandEntry] = {}
+#: dagsim's modules that register sub-commands with :func:`command`.
+COMMAND_MODULES = ("dagsim.cli_game", "dagsim.cli_grpo")
+
+
+def command_entry(help_text: str, configure: Callable[[argparse.ArgumentParser], Callable[[argparse.Namespace], int]]
+                  ) -> CommandEntry:
+    """The entry of a sub-command whose ``configure(parser)`` adds its flags and returns its runner."""
+
+    def conf(p: argparse.ArgumentParser) -> None:
+        p.set_defaults(_run=configure(p))
+
+    return (conf, None, help_text)
 
 
 def command(name: str, help_text: str):
-    """Register a sub-command; the decorated function configures its parser and returns the runner."""
+    """Register one of dagsim's sub-commands; the decorated function configures its parser and returns the runner."""
 
     def wrap(configure: Callable[[argparse.ArgumentParser], Callable[[argparse.Namespace], int]]):
-        def conf(p: argparse.ArgumentParser) -> None:
-            p.set_defaults(_run=configure(p))
-
-        COMMANDS[name] = (conf, None, help_text)  # type: ignore[assignment]
+        COMMANDS[name] = command_entry(help_text, configure)
         return configure
 
     return wrap
@@ -220,83 +236,49 @@ def _parse_terms(text: str):
     return ArithmeticProblem(tuple(a), tuple(b))
 
 
-# ---------------------------------------------------------------------- demo (the main job)
-@command("demo", "the main job on the embedded default: exact marginal, proofs_check report, quick figures, "
-                 "a short LLM Coherence-GRPO run")
-def _demo(p: argparse.ArgumentParser):
-    p.add_argument("--out", default="out", help="folder for the demo's outputs")
-    p.add_argument("--skip", nargs="+", default=[], metavar="STAGE",
-                   help=f"stages to skip: {', '.join(DEMO_STAGE_NAMES)}")
-
-    def run(args) -> int:
-        import time
-
-        from dagsim.generators import default_arithmetic_dag
-        from dagsim.io import check_output_dir
-
-        valid = list(dict.fromkeys([*DEMO_STAGE_NAMES, *(name for name, _ in DEMO_STEPS)]))
-        unknown = [s for s in args.skip if s not in valid]
-        if unknown:
-            raise ValidationError(f"--skip: unknown stage(s) {unknown}; valid stages: {', '.join(valid)}")
-        check_output_dir(args.out, "--out")
-        t0 = time.perf_counter()
-        out = Path(args.out)
-        dag = default_arithmetic_dag()
-        path = dagio.save(dag, out / "default_arithmetic.json")
-        report = _marginal_report(dag)
-        print(f"== {dag.name}: exact answer marginal of the reference policy (forward DP) ==")
-        print_marginal_table(dag, report)
-        summary = [f"arithmetic DAG: exact marginal of {_fmt_int(report['n_traces'])} traces -> {path}"]
-        for name, stage in DEMO_STEPS:
-            if name in args.skip:
-                continue
-            summary.append(stage(out))
-        print(f"\n== summary ({time.perf_counter() - t0:.0f} s) ==")
-        for line in summary:
-            print(" * " + line)
-        return 0
-
-    return run
-
-
-#: Stages of the main job after the marginal, registered by the plugin modules: (name, stage(out) -> summary).
-DEMO_STEPS: list[tuple[str, Callable[[Path], str]]] = []
-#: The stage names ``--skip`` accepts even when a stage's plugin is not installed (e.g. llm without torch).
-DEMO_STAGE_NAMES = ("proofs_check", "figures", "llm")
-
-
 # ---------------------------------------------------------------------- entry point
-def build_parser() -> argparse.ArgumentParser:
-    _load_plugins()
+def load_commands() -> dict[str, CommandEntry]:
+    """Import dagsim's command modules (each registers its sub-commands) and return :data:`COMMANDS`."""
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
+    return COMMANDS
+
+
+def build_parser(commands: Mapping[str, CommandEntry] | None = None,
+                 stubs: Sequence[tuple[str, str]] = ()) -> argparse.ArgumentParser:
+    """The ``dagsim`` parser of ``commands`` (default: dagsim's own, :func:`load_commands`), in their order.
+
+    ``stubs`` (name, help) are listed as sub-commands without a parser of their own: their arguments go to
+    the runner given for them in :func:`run_cli` ``passthrough`` (``dagsim llm ...``).
+    """
+    commands = load_commands() if commands is None else commands
     parser = argparse.ArgumentParser(
         prog="dagsim",
         description="Answer-level fine-tuning on exact reasoning DAGs: marginals, the Distributional "
                     "Alignment Game, GRPO simulation (see README).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (conf, _, help_text) in COMMANDS.items():
+    for name, (conf, _, help_text) in commands.items():
         conf(sub.add_parser(name, help=help_text, description=help_text))
-    sub.add_parser("llm", help="real Coherence-GRPO on transformers models (dagsim llm --help)", add_help=False)
+    for name, help_text in stubs:
+        sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
-def _load_plugins() -> None:
-    """Import the modules that register further sub-commands (solve, game, simulate, check, figures)."""
-    import importlib
+def run_cli(argv: Sequence[str] | None, parser_factory: Callable[[], argparse.ArgumentParser] = build_parser,
+            passthrough: Mapping[str, Callable[[list[str]], int]] | None = None) -> int:
+    """Parse ``argv`` with ``parser_factory()`` and run the chosen sub-command; returns the exit code.
 
-    for module in ("dagsim.cli_game", "dagsim.cli_grpo", "proofs_check.cli", "figures.cli", "llm.demo"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module and not module.startswith(exc.name or "\0"):
-                raise
-
-
-def main(argv: Sequence[str] | None = None) -> int:
+    ``passthrough`` maps a first argument to a runner that takes the rest of ``argv`` itself (``llm``).
+    A :class:`DagsimError` or an :class:`OSError` prints one line (exit 2), Ctrl-C exits 130.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough = passthrough or {}
     try:
-        if argv and argv[0] == "llm":
-            return _run_llm(argv[1:])
-        parser = build_parser()
+        if argv and argv[0] in passthrough:
+            return int(passthrough[argv[0]](argv[1:]) or 0)
+        parser = parser_factory()
         args = parser.parse_args(argv)
         if not getattr(args, "_run", None):
             parser.print_help()
@@ -318,14 +300,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _run_llm(argv: list[str]) -> int:
-    """``dagsim llm ...`` lives in the optional ``llm`` package (torch); import it only when asked."""
-    try:
-        from llm.cli import main as llm_main
-    except ModuleNotFoundError as exc:
-        raise DagsimError(f"'dagsim llm' needs the llm extra ({exc.name} is missing): pip install 'alft-games[llm]'"
-                          ) from None
-    return int(llm_main(argv) or 0)
+def main(argv: Sequence[str] | None = None) -> int:
+    """dagsim's own sub-commands only (``python -m dagsim.cli``); the full ``dagsim`` is :func:`app.cli.main`."""
+    return run_cli(argv)
 
 
 def finite_or_error(x: float, what: str) -> float:
@@ -334,7 +311,7 @@ def finite_or_error(x: float, what: str) -> float:
     return x
 
 
-if __name__ == "__main__":  # `python -m dagsim.cli`: run the imported module, whose registry the plugins fill
+if __name__ == "__main__":  # `python -m dagsim.cli`: run the imported module, whose registry the modules fill
     from dagsim.cli import main as _main
 
     sys.exit(_main())

@@ -7,6 +7,7 @@ import sys
 from dataclasses import fields
 
 from dagsim.cli import _print_json, _table, command, load_model_file
+from dagsim.cli_args import field_docs
 from dagsim.cli_game import _positive, parse_tau
 from dagsim.grpo.algorithms import ALGORITHMS
 from dagsim.grpo.simulator import (
@@ -21,19 +22,8 @@ from dagsim.grpo.simulator import (
 
 
 def _field_help(name: str) -> str:
-    """The config field's docstring (STYLE §9: config docs become --help)."""
-    import ast
-    import inspect
-
-    src = inspect.getsource(SimulationConfig)
-    tree = ast.parse(src)
-    body = tree.body[0].body
-    for i, node in enumerate(body):
-        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == name and i + 1 < len(body):
-            nxt = body[i + 1]
-            if isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant):
-                return str(nxt.value.value)
-    return ""
+    """The config field's docstring (STYLE §9: config docs become --help; :func:`dagsim.cli_args.field_docs`)."""
+    return field_docs(SimulationConfig).get(name, "")
 
 
 @command("simulate", "simulate GRPO-family algorithms on exact DAGs (exact | expected | sampled modes)")

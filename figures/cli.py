@@ -1,18 +1,21 @@
-"""Registers ``dagsim figures``: regenerate the figures (PNG + PDF + JSON of the plotted numbers)."""
+"""``dagsim figures``: regenerate the figures (PNG + PDF + JSON of the plotted numbers), and the main job's
+figures stage; :mod:`app.cli` and :mod:`app.demo` wire them in."""
 
 from __future__ import annotations
 
 import time
 
-from dagsim.cli import command
 from dagsim.errors import ValidationError
 
 #: Default output folder of ``dagsim figures``.
 DEFAULT_OUT = "figures/out"
 
 
-@command("figures", "regenerate the figures: PNG + PDF + JSON of the plotted numbers per figure")
-def _figures(p):
+HELP = "regenerate the figures: PNG + PDF + JSON of the plotted numbers per figure"
+
+
+def configure(p):
+    """Add ``dagsim figures``' flags to ``p``; returns its runner."""
     p.add_argument("--only", nargs="+", type=int, metavar="N",
                    help="figure numbers to make (default: every registered figure)")
     p.add_argument("--quick", action="store_true",
@@ -68,8 +71,3 @@ def demo_stage(out) -> str:
         module.make(folder, quick=True)
         made.append(n)
     return f"figures: {len(made)} quick figures in {time.perf_counter() - t0:.0f} s -> {folder}"
-
-
-from dagsim.cli import DEMO_STEPS  # noqa: E402
-
-DEMO_STEPS.append(("figures", demo_stage))

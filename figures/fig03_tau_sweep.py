@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dagsim.divergences import entropy
 from dagsim.generators import default_arithmetic_dag
 from dagsim.marginals import answer_marginal
 from dagsim.objectives import make_objective
@@ -16,11 +17,6 @@ from dagsim.solvers import solve_answer_level
 from figures.common import color, figure_maker, script_main, spec_note, style
 
 NAME = "fig03_tau_sweep"
-
-
-def _entropy(nu):
-    m = nu > 0
-    return float(-np.sum(nu[m] * np.log(nu[m])))
 
 
 def compute(quick: bool = False, seed: int = 0) -> dict:
@@ -35,7 +31,7 @@ def compute(quick: bool = False, seed: int = 0) -> dict:
             obj = make_objective(name, n_answers=dag.n_answers, tau=float(tau))
             sol = solve_answer_level(obj, nu0, beta)
             rows.append(np.asarray(sol.nu))
-            ents.append(_entropy(np.asarray(sol.nu)))
+            ents.append(entropy(np.asarray(sol.nu)))
             methods.append(sol.status)
         out["objectives"][name] = {"distribution": np.array(rows), "entropy": ents, "status": methods}
     return out
@@ -52,7 +48,7 @@ def plot(data: dict):
     ax = axes[0]
     for i, (name, d) in enumerate(data["objectives"].items()):
         ax.plot(taus, d["entropy"], color=color(name, i), lw=2, label=name)
-    ax.axhline(_entropy(np.asarray(data["nu0"])), color="grey", ls="--", lw=1, label="reference ν0")
+    ax.axhline(entropy(np.asarray(data["nu0"])), color="grey", ls="--", lw=1, label="reference ν0")
     ax.axvline(beta, color="k", ls=":", lw=1)
     ax.text(beta, ax.get_ylim()[1] * 0.9, " τ = β", fontsize=8)
     ax.set_xlabel("objective weight τ")

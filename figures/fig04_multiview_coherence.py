@@ -13,8 +13,9 @@ Probability each consensus puts on the correct answer versus the views' mean ν�
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp, rel_entr
+from scipy.special import logsumexp
 
+from dagsim.divergences import kl_divergence
 from dagsim.generators import arithmetic_problem, arithmetic_task
 from dagsim.marginals import answer_marginal
 from dagsim.objectives.consensus import arithmetic_consensus, geometric_consensus, majority_consensus
@@ -31,11 +32,6 @@ CONSENSUS_KINDS = ("arithmetic", "geometric", "majority")
 PATTERNS = ("different weak steps", "identical views (control)")
 
 
-def _kl(p: np.ndarray, q: np.ndarray) -> float:
-    """KL(p‖q) = Σ p log(p/q), natural log."""
-    return float(np.sum(rel_entr(p, q)))
-
-
 def pythagorean_terms(nus: np.ndarray, w: np.ndarray, truth: int) -> dict:
     """The three sides of T4 for u = δ_truth and the geometric consensus q; also the arithmetic Jensen gap.
 
@@ -48,7 +44,7 @@ def pythagorean_terms(nus: np.ndarray, w: np.ndarray, truth: int) -> dict:
     return {
         "views_log_loss": views_loss,
         "geometric_log_loss": float(-np.log(q[truth])),
-        "discrepancy": float(sum(wj * _kl(q, nj) for wj, nj in zip(w, nus))),
+        "discrepancy": float(sum(wj * kl_divergence(q, nj) for wj, nj in zip(w, nus))),
         "closed_form_gap": float(-logsumexp(w @ np.log(nus))),
         "arithmetic_gain": views_loss + float(np.log(arithmetic_consensus(nus, w)[truth])),
     }

@@ -1,6 +1,7 @@
-"""``dagsim llm ...``: pretrain, sft, train, evaluate, experiment. The only place in llm/ that parses flags.
+"""``dagsim llm ...``: pretrain, sft, train, evaluate, experiment (``marginals``: :mod:`llm.certified`'s parser).
 
-Flags are generated from the frozen config dataclasses; their field docstrings become ``--help``.
+Flags are generated from the frozen config dataclasses by :mod:`dagsim.cli_args` (the one dataclass→argparse
+helper); their field docstrings become ``--help``.
 Errors in the user's input (:class:`dagsim.errors.DagsimError`) and I/O errors (:class:`OSError`: a
 folder given as a file, a read-only folder) print one message, no traceback (exit 2); SIGINT (Ctrl-C)
 exits 130 and SIGTERM 143, after the trainer has saved a checkpoint. The flags a user typed are recorded
@@ -10,100 +11,21 @@ exits 130 and SIGTERM 143, after the trainer has saved a checkpoint. The flags a
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
-import inspect
 import json
 import sys
-import textwrap
 from pathlib import Path
 
+from dagsim.cli_args import (  # noqa: F401  (field_docs, GIVEN, help_escape: re-exported, tests use them)
+    GIVEN,
+    add_dataclass_args,
+    build_dataclass,
+    field_docs,
+    given_fields,
+    help_escape,
+)
 from dagsim.errors import DagsimError, ValidationError
 from dagsim.io import finite_or_null, os_error_message
-
-
-def field_docs(cls) -> dict[str, str]:
-    """Attribute docstrings (the string literal under each field) of a dataclass, by field name."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    docs, body = {}, tree.body[0].body
-    for node, nxt in zip(body, body[1:], strict=False):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            if isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant):
-                docs[node.target.id] = " ".join(str(nxt.value.value).split())
-    return docs
-
-
-#: Namespace attribute holding the ``dest`` of every flag given explicitly on the command line.
-GIVEN = "_given_flags"
-
-
-def _mark_given(namespace: argparse.Namespace, dest: str) -> None:
-    given = set(getattr(namespace, GIVEN, ()))
-    given.add(dest)
-    setattr(namespace, GIVEN, given)
-
-
-class _StoreGiven(argparse.Action):
-    """``store`` that also records the flag as given."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, self.dest, values)
-        _mark_given(namespace, self.dest)
-
-
-class _BoolGiven(argparse.BooleanOptionalAction):
-    """``--flag/--no-flag`` that also records the flag as given."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        super().__call__(parser, namespace, values, option_string)
-        _mark_given(namespace, self.dest)
-
-
-def given_fields(args: argparse.Namespace, cls, prefix: str = "") -> set[str]:
-    """Names of the fields of ``cls`` whose flags were given on the command line."""
-    given = getattr(args, GIVEN, set())
-    return {f.name for f in dataclasses.fields(cls) if (prefix + f.name).replace("-", "_") in given}
-
-
-def help_escape(text: str) -> str:
-    """argparse %-formats help strings: a literal ``%`` (e.g. "40-70 %" in a docstring) must be doubled."""
-    return text.replace("%", "%%")
-
-
-def add_dataclass_args(
-    parser: argparse.ArgumentParser, cls, prefix: str = "", skip: tuple[str, ...] = ()
-) -> None:
-    """One ``--[prefix-]name`` flag per scalar field of ``cls`` (default = the field's default).
-
-    Nested dataclasses and tuple fields (``stop_strings``: a repeatable ``--stop-string``) get no flag here.
-    """
-    docs = field_docs(cls)
-    defaults = cls()
-    for f in dataclasses.fields(cls):
-        value = getattr(defaults, f.name)
-        if f.name in skip or dataclasses.is_dataclass(value) or isinstance(value, tuple):
-            continue
-        default = getattr(defaults, f.name)
-        flag = "--" + (prefix + f.name).replace("_", "-")
-        dest = (prefix + f.name).replace("-", "_")
-        help_text = help_escape(f"{docs.get(f.name, '')} (default: {default!r})")
-        if isinstance(default, bool):
-            parser.add_argument(flag, dest=dest, action=_BoolGiven, default=default, help=help_text)
-        else:
-            parser.add_argument(flag, dest=dest, action=_StoreGiven, type=type(default), default=default,
-                                help=help_text)
-
-
-def build_dataclass(cls, args: argparse.Namespace, prefix: str = "", **nested):
-    values = {}
-    for f in dataclasses.fields(cls):
-        dest = (prefix + f.name).replace("-", "_")
-        if f.name in nested:
-            values[f.name] = nested[f.name]
-        elif hasattr(args, dest):
-            values[f.name] = getattr(args, dest)
-    return cls(**values)
-
 
 STOP_STRING_HELP = (
     "stop string ending a completion at its first occurrence (repeatable, or a comma list; escapes \\n \\t "

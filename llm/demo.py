@@ -1,5 +1,8 @@
 """Main-job stage: a short real Coherence-GRPO run on the embedded task (pretrain a tiny base model, train
-it label-free with coherence-grpo, evaluate base vs trained on held-out problems)."""
+it label-free with coherence-grpo, evaluate base vs trained on held-out problems).
+
+The stage itself (this run, then figure 8 drawn from it) is composed in :mod:`app.demo`.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ DEMO_EVAL_PROBLEMS = 24
 DEMO_ALGORITHM = "coherence-grpo[arithmetic]"
 
 
-def demo_stage(out) -> str:
+def run_demo(out) -> tuple[dict, Path]:
+    """Run the demo experiment into ``out/llm`` and print its table; returns (results, folder)."""
     from llm.experiment import ExperimentConfig, run_experiment
 
     folder = Path(out) / "llm"
@@ -23,19 +27,12 @@ def demo_stage(out) -> str:
         out=str(folder), pretrain_steps=DEMO_PRETRAIN_STEPS, steps=DEMO_TRAIN_STEPS,
         algorithms=DEMO_ALGORITHM, eval_max_problems=DEMO_EVAL_PROBLEMS, progress=True))
     print(result["table"])
-    from figures.fig08_llm_training import make as make_figure
+    return result, folder
 
-    make_figure(Path(out) / "figures", experiment=folder)
+
+def summary_line(result: dict, folder: Path) -> str:
+    """The demo summary's line of the LLM stage: held-out accuracy of the base and the trained model."""
     rows = {r["algorithm"]: r for r in result["rows"]}
     base, trained = rows["base"], rows[DEMO_ALGORITHM]
     return (f"llm: held-out mean sampled accuracy {base['mean_accuracy']:.3f} (base) -> "
             f"{trained['mean_accuracy']:.3f} ({DEMO_ALGORITHM}, no labels, {trained['steps']} steps) -> {folder}")
-
-
-def _register() -> None:
-    from dagsim.cli import DEMO_STEPS
-
-    DEMO_STEPS.append(("llm", demo_stage))
-
-
-_register()

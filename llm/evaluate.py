@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dagsim.divergences import count_entropy
 from dagsim.errors import ValidationError
 from llm.answers import (
     NO_ANSWER,
@@ -86,9 +87,8 @@ def empirical_entropy(answers: Sequence[str | None]) -> float:
     """Entropy in nats of the empirical answer distribution (no-answer bucket = one answer)."""
     counts = np.array(
         list(Counter(NO_ANSWER if a is None else a for a in answers).values()), dtype=np.float64
-    )
-    p = counts / counts.sum()  # (n_distinct,)
-    return float(-(p * np.log(p)).sum())
+    )  # (n_distinct,)
+    return count_entropy(counts)
 
 
 def answer_metrics(

@@ -41,6 +41,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dagsim.divergences import count_entropy
+from dagsim.divergences import majority_ratio as group_majority_ratio
 from dagsim.errors import ValidationError
 from llm.answers import (
     NO_ANSWER,
@@ -423,11 +425,10 @@ def score_groups(
         modes = []
         for idx in idx_per_view:
             counts = np.bincount(idx, minlength=len(strings))  # (n_answers,)
-            p_hat = counts[counts > 0] / V
-            entropies.append(float(-(p_hat * np.log(p_hat)).sum()))
+            entropies.append(count_entropy(counts, V))
             # The pseudo-label is a real answer (the no-answer bucket is never a label, issue #13).
             label = pseudo_label(idx, strings, scored.no_answer)
-            majority_ratio.append(0.0 if label is None else counts[strings.index(label)] / V)
+            majority_ratio.append(0.0 if label is None else group_majority_ratio(counts, V, strings.index(label)))
             modes.append(None if label is None else strings.index(label))
             if task_reward is not None:
                 correct.extend(task_reward[idx].tolist())

@@ -75,6 +75,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dagsim.divergences import count_entropy, majority_ratio
 from dagsim.errors import ValidationError
 from llm.answers import extract_answers, parse_ground_truth
 from llm.rewards import (
@@ -308,9 +309,8 @@ def score_generation_batch(
         for g, r, i in zip(views, scored.rewards, scored.indices, strict=True):
             rewards[g] = r
             counts = np.bincount(i)
-            p = counts[counts > 0] / G
-            entropies.append(float(-(p * np.log(p)).sum()))
-            majority.append(counts.max() / G)
+            entropies.append(count_entropy(counts, G))
+            majority.append(majority_ratio(counts, G))
     return BatchScores(
         rewards, float(np.mean(entropies)), float(np.mean(majority)), int(sum(a is None for a in answers)),
         baselines,

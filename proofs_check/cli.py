@@ -1,11 +1,13 @@
-"""Registers ``dagsim check`` (the same runner as ``python -m proofs_check``)."""
+"""``dagsim check`` (the same runner as ``python -m proofs_check``) and the main job's proofs_check stage;
+:mod:`app.cli` and :mod:`app.demo` wire them in."""
 
-from dagsim.cli import command
 from proofs_check.runner import add_arguments, run_from_args
 
+HELP = "run one numerical check per claim of docs/theory.md (same as python -m proofs_check)"
 
-@command("check", "run one numerical check per claim of docs/theory.md (same as python -m proofs_check)")
-def _check(p):
+
+def configure(p):
+    """Add ``dagsim check``'s flags to ``p``; returns its runner."""
     add_arguments(p)
     return run_from_args
 
@@ -30,8 +32,3 @@ def demo_stage(out) -> str:
     if vacuous:
         verdict += f"; controls that passed: {vacuous}"
     return f"proofs_check: {verdict} -> {path}"
-
-
-from dagsim.cli import DEMO_STEPS  # noqa: E402  (registration at import, like the command above)
-
-DEMO_STEPS.append(("proofs_check", demo_stage))

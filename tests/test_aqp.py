@@ -36,15 +36,12 @@ from dagsim.grpo.advantages import (
 )
 from dagsim.grpo.effective import effective_reward
 from dagsim.grpo.rewards import count_reward_table, group_rewards, table_size_for
+from dagsim.tolerances import FLOAT64_SUMS, T12_QUOTED
 
-#: THEORY T12's values are quoted to 3–4 digits: 1 % relative.
-TOL_T12 = 1e-2
 #: Gauss–Legendre with 200 nodes integrates degree ≤ 399 polynomials exactly: round-off only.
 TOL_QUADRATURE = 1e-12
 #: A re-solve on the same solver versions matches the shipped table's bias/variance to solver accuracy.
 TOL_RESOLVE = 1e-6
-#: Sums of ≤ K·G terms of O(1) rewards.
-TOL_EXACT = 1e-12
 
 
 def _quadrature_integrated_variance(table: np.ndarray, G: int) -> float:
@@ -75,14 +72,14 @@ def test_t12a_values_and_budget():
     for G, value in published.items():
         sol = aqp_solution(G)
         assert sol["source"] == "shipped"
-        assert sol["worst_case_bias"] == pytest.approx(value, rel=TOL_T12)
+        assert sol["worst_case_bias"] == pytest.approx(value, rel=T12_QUOTED)
         assert 0.119 <= G * math.log(G) * sol["worst_case_bias"] <= 0.124
         budget = AQP_DEFAULT_KAPPA / (6 * (G - 1))
         assert integrated_variance(sol["table"], G) <= budget * (1 + 1e-6)
         # the stored bias is the table's own worst case (recomputed independently of the solve)
         assert worst_case_bias(sol["table"], G) == pytest.approx(sol["worst_case_bias"], rel=1e-6)
     # control: κ = 1 misses (a)
-    assert aqp_solution(8, 1.0)["worst_case_bias"] > published[8] * (1 + TOL_T12)
+    assert aqp_solution(8, 1.0)["worst_case_bias"] > published[8] * (1 + T12_QUOTED)
 
 
 @pytest.mark.parametrize("G", [4, 8, 16])
@@ -114,10 +111,10 @@ def test_frontier_and_min_variance():
     assert variances[0] < variances[1] < variances[2]
     e_star = minimax_log_bias(8)
     sol = min_variance_log_table(8, 4 * e_star)
-    assert sol["integrated_variance"] == pytest.approx(0.0247, rel=TOL_T12)  # T12(b)
+    assert sol["integrated_variance"] == pytest.approx(0.0247, rel=T12_QUOTED)  # T12(b)
     assert sol["worst_case_bias"] <= 4 * e_star * (1 + 1e-3)
     # (d): ε → 0 approaches the minimax table's ∫p²Var = 0.437
-    assert integrated_variance("minimax", 8) == pytest.approx(0.437, rel=TOL_T12)
+    assert integrated_variance("minimax", 8) == pytest.approx(0.437, rel=T12_QUOTED)
     near = min_variance_log_table(8, 1.001 * e_star)
     assert 0.9 * 0.437 < near["integrated_variance"] < 0.437
     with pytest.raises(DomainError):
@@ -148,21 +145,21 @@ def test_rloo_aware_table_leaves_only_its_own_bias(estimator, G):
     nu, r, tau = rng.dirichlet(np.ones(4)), rng.normal(size=4), 1.0
     kw = dict(tau=tau, task_reward=r, estimator=estimator)
     aware = effective_reward("entropy", nu, G, baseline="rloo", table_size=G - 1, **kw)
-    assert np.ptp(aware - _own_bias_reward(r, tau, nu, log_estimator_table(G - 1, estimator))) < TOL_EXACT
+    assert np.ptp(aware - _own_bias_reward(r, tau, nu, log_estimator_table(G - 1, estimator))) < FLOAT64_SUMS
     # control: the G-table under RLOO is not its own (G-sample) bias
     plain = effective_reward("entropy", nu, G, baseline="rloo", **kw)
     own_g = r - tau * (binomial_pmf(G - 1, nu) @ log_estimator_table(G, estimator))
     assert np.ptp(plain - own_g) > 1e-4
     # enumeration agrees with the binomial path
     enum = effective_reward("entropy", nu, G, baseline="rloo", table_size=G - 1, method="enumerate", **kw)
-    np.testing.assert_allclose(enum, aware, atol=TOL_EXACT)
+    np.testing.assert_allclose(enum, aware, atol=FLOAT64_SUMS)
 
 
 def test_rloo_aware_gini_is_unbiased():
     nu, r, tau, G = np.array([0.6, 0.3, 0.1]), np.zeros(3), 1.0, 4
     aware = effective_reward("gini", nu, G, baseline="rloo", tau=tau, task_reward=r, estimator="unbiased",
                              table_size=table_size_for("rloo", G))
-    assert np.ptp(aware - (-2 * tau * nu)) < TOL_EXACT
+    assert np.ptp(aware - (-2 * tau * nu)) < FLOAT64_SUMS
     plain = effective_reward("gini", nu, G, baseline="rloo", tau=tau, task_reward=r, estimator="unbiased")
     theory = np.array([-0.187, 0.213, 0.48])  # THEORY T11a's shrunk RLOO values, up to a constant
     np.testing.assert_allclose(plain - plain.mean(), theory - theory.mean(), atol=1e-3)
@@ -171,7 +168,7 @@ def test_rloo_aware_gini_is_unbiased():
     # T11d: under the self-inclusive mean the (G−1)-table also leaves only its own bias
     mean_aware = effective_reward("gini", nu, G, baseline="mean", tau=tau, task_reward=r, estimator="unbiased",
                                   table_size=G - 1)
-    assert np.ptp(mean_aware - (G - 1) / G * (-2 * tau * nu)) < TOL_EXACT
+    assert np.ptp(mean_aware - (G - 1) / G * (-2 * tau * nu)) < FLOAT64_SUMS
 
 
 @pytest.mark.parametrize("objective,estimator", [("entropy", "aqp"), ("sharpen", "plugin"),
@@ -184,9 +181,9 @@ def test_doubly_loo_effective_reward_is_the_estimators_own_bias(objective, estim
     got = effective_reward(objective, nu, G, baseline="doubly-loo", **kw)
     table = count_reward_table(objective, n_answers=3, group_size=G, **kw)  # (K, G)
     own = (binomial_pmf(G - 1, nu) * table).sum(axis=1)  # E[g_i | z_i = z]
-    assert np.ptp(got - own) < TOL_EXACT
+    assert np.ptp(got - own) < FLOAT64_SUMS
     enum = effective_reward(objective, nu, G, baseline="doubly-loo", method="enumerate", **kw)
-    np.testing.assert_allclose(enum, got, atol=TOL_EXACT)
+    np.testing.assert_allclose(enum, got, atol=FLOAT64_SUMS)
     if G > 2 and objective != "gini":
         rloo = effective_reward(objective, nu, G, baseline="rloo", **kw)  # control: RLOO is not
         assert np.ptp(rloo - own) > 1e-4
@@ -206,18 +203,18 @@ def test_doubly_loo_count_path_equals_generic_and_definition(G):
         return group_rewards("entropy", a, n_answers=K, **kw)
 
     if G == 2:  # group_rewards needs 2 samples; a lone sample's count reward is T_G[z, 0]
-        np.testing.assert_allclose(b_fast, tables[0][answers[:, ::-1], 0], atol=TOL_EXACT)
+        np.testing.assert_allclose(b_fast, tables[0][answers[:, ::-1], 0], atol=FLOAT64_SUMS)
     else:
         r_gen, b_gen = doubly_loo_baseline(answers, fn)
-        np.testing.assert_allclose(r_fast, r_gen, atol=TOL_EXACT)
-        np.testing.assert_allclose(b_fast, b_gen, atol=TOL_EXACT)
+        np.testing.assert_allclose(r_fast, r_gen, atol=FLOAT64_SUMS)
+        np.testing.assert_allclose(b_fast, b_gen, atol=FLOAT64_SUMS)
         # the definition, written out: b_i = mean_{j≠i} R_j recomputed on the group without i
         for b, row in enumerate(answers[:5]):
             for i in range(G):
                 want = fn(np.delete(row, i)[None, :])[0].mean()
-                assert b_gen[b, i] == pytest.approx(want, abs=TOL_EXACT)
+                assert b_gen[b, i] == pytest.approx(want, abs=FLOAT64_SUMS)
     adv, n_zero = doubly_loo_advantages(answers, tables)
-    np.testing.assert_allclose(adv, r_fast - b_fast, atol=TOL_EXACT)
+    np.testing.assert_allclose(adv, r_fast - b_fast, atol=FLOAT64_SUMS)
     assert n_zero >= 1 and np.all(adv[0] == adv[0, 0])  # the all-equal group keeps its (common) advantage
     scaled, _ = doubly_loo_advantages(answers, tables, scale="group")
     assert np.all(scaled[0] == 0.0)
@@ -233,7 +230,7 @@ def test_doubly_loo_extra_rewards_use_plain_loo():
     with_extra, _ = doubly_loo_advantages(answers, tables, extra_rewards=extra)
     without, _ = doubly_loo_advantages(answers, tables)
     rloo_extra, _ = advantages(extra, baseline="rloo")
-    np.testing.assert_allclose(with_extra, without + rloo_extra, atol=TOL_EXACT)
+    np.testing.assert_allclose(with_extra, without + rloo_extra, atol=FLOAT64_SUMS)
     centered = with_extra
     a, _ = rescale_advantages(centered, extra, scale="batch")
     np.testing.assert_allclose(a, centered / (extra.std(ddof=1) + 1e-4))
@@ -251,7 +248,7 @@ def test_group_std_scaling_is_exact_and_not_proportional():
             group = np.array([z, *others])
             adv, _ = advantages(r[group][None, :], baseline="rloo", scale="group")
             want[z] += np.prod(nu[list(others)]) * adv[0, 0]
-    np.testing.assert_allclose(exact, want, atol=TOL_EXACT)
+    np.testing.assert_allclose(exact, want, atol=FLOAT64_SUMS)
     plain = effective_reward("reward", nu, G, baseline="rloo", task_reward=r)
     ratio = exact / plain
     assert np.ptp(ratio) > 0.05  # not proportional: a policy-dependent reweighting of the answers
@@ -276,10 +273,10 @@ def test_llm_doubly_loo_matches_dagsim():
     adv, _ = group_advantages(rewards, "doubly-loo", "none", doubly_loo=base, extra_rewards=extra)
     tables = doubly_loo_rule("sharpen", n_answers=K, group_size=G, tau=0.5, estimator="aqp")
     want, _ = doubly_loo_advantages(np.stack(idx), tables, extra_rewards=extra)
-    np.testing.assert_allclose(adv, want, atol=TOL_EXACT)
+    np.testing.assert_allclose(adv, want, atol=FLOAT64_SUMS)
     with pytest.raises(ValidationError):
         group_advantages(rewards, "doubly-loo", "none")
     aware = RewardSettings(tau=0.5, estimator="aqp", consensus="none", base_objective="sharpen", rloo_aware=True)
     got = np.stack(algo.rewards(idx, K, None, aware))
     np.testing.assert_allclose(got, group_rewards("sharpen", np.stack(idx), n_answers=K, tau=0.5, estimator="aqp",
-                                                  table_size=G - 1), atol=TOL_EXACT)
+                                                  table_size=G - 1), atol=FLOAT64_SUMS)

@@ -27,6 +27,7 @@ from dagsim.grpo.rewards import pairwise_group_rewards
 from dagsim.marginals import answer_marginal, trace_kl
 from dagsim.objectives import make_objective
 from dagsim.solvers import solve_answer_level
+from dagsim.tolerances import CVXPY_DUAL, CVXPY_NU, DAMPED_RATE, EXPLOITABILITY, FLOAT64_SUMS, LBFGS, ROUND
 from proofs_check.checks._remez import remez_log
 from proofs_check.checks.baseline_claims import binomial_mean, enumerate_effective
 from proofs_check.checks.game_claims import collision_hessian_max, e2_lbfgs_optimum, majority_closed_form
@@ -34,22 +35,8 @@ from proofs_check.checks.grpo_claims import stationary_point
 from proofs_check.checks.log_estimator_claims import alternation_lower_bound, p_weighted_bias
 from tests.strategies import reasoning_dags, simplex_points, tasks
 
-#: E4 at the optimum: a difference of O(1) float64 terms plus β·O(KKT²) of the fast solver (≤ 1e-10).
-EXPL_ATOL = 1e-10
-#: Inequalities that hold exactly between O(1) float64 quantities: round-off slack only.
-ROUND_ATOL = 1e-11
-#: cvxpy's ν is accurate to ~sqrt(gap/β); CLARABEL's option ladder may end on its default gap (ν to ~1e-5).
-CVX_ATOL = 1e-5
-#: CLARABEL's duals of exponential-cone programs: measured within ~2e-5 of the exact multipliers.
-CVX_DUAL_ATOL = 1e-4
-#: scipy L-BFGS on softmax logits (gtol 1e-13): the maximizer to ~1e-8.
-LBFGS_ATOL = 1e-6
 #: Closed-form rates of maps that are exactly linear in centered log space: round-off of log differences.
 RATE_ATOL = 1e-8
-#: Damped best response is nonlinear: the rate measured from a 1e-6 deviation is the linear one to O(1e-5).
-DAMPED_RATE_ATOL = 1e-3
-#: Sums of ≤ G·K float64 terms of size O(1): rounding only.
-SUM_ATOL = 1e-12
 
 CONCAVE = ("entropy", "gini", "tsallis", "reward")
 SLOW = settings(max_examples=15, deadline=None)  # tests that call cvxpy or solve fixed points
@@ -94,7 +81,7 @@ def test_t1_exploitability_is_zero_only_at_the_optimum(problem, data):
     k = nu0.size
     game = AnswerGame(obj, nu0[None, :], beta, np.ones(1))
     star = solve_answer_level(obj, nu0, beta).nu
-    assert abs(game.exploitability(star[None, :])) <= EXPL_ATOL
+    assert abs(game.exploitability(star[None, :])) <= EXPLOITABILITY
     j_star = game.regularized_value(star[None, :])
     if data is None:
         pairs = [(np.full(k, 1.0 / k), nu0)]
@@ -104,10 +91,10 @@ def test_t1_exploitability_is_zero_only_at_the_optimum(problem, data):
     for nu, q in pairs:
         nu, q = nu[None, :], q[None, :]
         j = game.regularized_value(nu)
-        assert game.exploitability(nu, q) >= -ROUND_ATOL
-        assert game.payoff(nu, q) >= j - ROUND_ATOL
-        assert game.exploitability(nu) >= j_star - j - ROUND_ATOL
-        assert j_star - j >= 0.5 * beta * float(np.abs(nu[0] - star).sum()) ** 2 - ROUND_ATOL
+        assert game.exploitability(nu, q) >= -ROUND
+        assert game.payoff(nu, q) >= j - ROUND
+        assert game.exploitability(nu) >= j_star - j - ROUND
+        assert j_star - j >= 0.5 * beta * float(np.abs(nu[0] - star).sum()) ** 2 - ROUND
 
 
 @SLOW
@@ -126,17 +113,17 @@ def test_t1_nash_equilibrium_on_a_dag_is_the_cvxpy_optimum(dag, name, beta, rati
     order = 1.5 if name == "tsallis" else None
     obj = make_objective(name, k, reward=rng.normal(size=k), tau=tau, order=order)
     star = solve_answer_level(obj, nu0, beta).nu
-    assert np.abs(star - solve_answer_level(obj, nu0, beta, method="cvxpy").nu).max() <= CVX_ATOL
+    assert np.abs(star - solve_answer_level(obj, nu0, beta, method="cvxpy").nu).max() <= CVXPY_NU
     game = AnswerGame(obj, nu0[None, :], beta, np.ones(1))
     probs = markov_policy_for_marginal(dag, star)
     nu_star = answer_marginal(dag, probs=probs)[None, :]
     expl = game.exploitability(nu_star, policy_kl=trace_kl(dag, probs=probs))
-    assert abs(expl) <= EXPL_ATOL
+    assert abs(expl) <= EXPLOITABILITY
     if obj.curvature != "convex":
         theta = np.log(probs) + rng.normal(scale=0.5, size=dag.n_edges)
         nu = answer_marginal(dag, theta)
         expl = game.exploitability(nu[None, :], policy_kl=trace_kl(dag, theta))
-        assert expl >= 0.5 * beta * float(np.abs(nu - star).sum()) ** 2 - ROUND_ATOL
+        assert expl >= 0.5 * beta * float(np.abs(nu - star).sum()) ** 2 - ROUND
 
 
 # ============================================================================================ T2
@@ -153,8 +140,8 @@ def test_t2_collision_alternating_best_response_is_monotone_and_reaches_the_opti
     obj = make_objective("collision", k, reward=rng.normal(size=k), tau=ratio * beta)
     game = AnswerGame(obj, nu0[None, :], beta, np.ones(1))
     run = dyn.alternating_best_response(game, 100, start=rng.dirichlet(np.ones(k))[None, :], tol=-1.0)
-    assert np.diff([h["objective"] for h in run.history]).min() >= -ROUND_ATOL
-    assert np.abs(run.nus[0] - e2_lbfgs_optimum(obj, nu0, beta, nu0)).max() <= LBFGS_ATOL
+    assert np.diff([h["objective"] for h in run.history]).min() >= -ROUND
+    assert np.abs(run.nus[0] - e2_lbfgs_optimum(obj, nu0, beta, nu0)).max() <= LBFGS
 
 
 @FAST
@@ -169,14 +156,14 @@ def test_t2_sharpen_at_or_below_the_curvature_collapses_to_a_vertex(nu0, beta, r
     k = nu0.size
     obj = make_objective("sharpen", k, reward=rng.normal(size=k), tau=ratio * beta)
     best = float(np.max(obj.task_reward + beta * np.log(nu0)))
-    assert abs(solve_answer_level(obj, nu0, beta).value - best) <= ROUND_ATOL
+    assert abs(solve_answer_level(obj, nu0, beta).value - best) <= ROUND
     game = AnswerGame(obj, nu0[None, :], beta, np.ones(1))
     nus = rng.dirichlet(np.ones(k))[None, :]
     values = [game.regularized_value(nus)]
     for _ in range(200):  # stepped here: E4 is NaN once the iterate reaches a face (g = −inf there)
         nus = game.policy_best_response(nus)
         values.append(game.regularized_value(nus))
-    assert np.diff(values).min() >= -ROUND_ATOL and max(values) <= best + ROUND_ATOL
+    assert np.diff(values).min() >= -ROUND and max(values) <= best + ROUND
     if ratio >= 1.05:  # the log-space map expands by τ/β ≥ 1.05 per round: 1.05^200 ~ 2e4
         assert nus.max() >= 1.0 - 1e-9
 
@@ -232,11 +219,11 @@ def test_t3_majority_is_the_tempering_limit_and_d_vanishes_only_on_agreement(tas
         limit[modes] = 1.0 / modes.size
         dists = [np.abs(np.exp(a * np.log(q_bar) - np.logaddexp.reduce(a * np.log(q_bar))) - limit).sum()
                  for a in alphas]
-        assert np.all(np.diff(dists) <= ROUND_ATOL) and dists[-1] <= 1e-12
+        assert np.all(np.diff(dists) <= ROUND) and dists[-1] <= 1e-12
     for kind in ("arithmetic", "geometric"):
         obj = make_objective("consensus", k, consensus=kind, weights=w)
-        assert obj.discrepancy(nus) >= -ROUND_ATOL
-        assert abs(obj.discrepancy(np.tile(nus[0], (nus.shape[0], 1)))) <= ROUND_ATOL
+        assert obj.discrepancy(nus) >= -ROUND
+        assert abs(obj.discrepancy(np.tile(nus[0], (nus.shape[0], 1)))) <= ROUND
 
 
 # ============================================================================================ T4
@@ -250,7 +237,7 @@ def test_t4_every_truth_gains_the_same_gap_from_the_geometric_consensus(task):
     q = obj.target(nus)
     gaps = task.weights @ (-np.log(nus)) + np.log(q)  # (K,): gap for u = δ_z
     d = obj.discrepancy(nus)
-    assert d >= -ROUND_ATOL
+    assert d >= -ROUND
     np.testing.assert_allclose(gaps, d, atol=1e-10, rtol=0)
 
 
@@ -286,7 +273,7 @@ def test_t5_dual_ascent_multipliers_equal_the_solver_and_cvxpy(nu0, name, beta, 
     run = dyn.dual_ascent(game, 400, beta / (bound * (1 - bound)), inner=None if name == "reward" else inner,
                           tol=1e-11)
     assert abs(run.multipliers[0] - fast.multipliers[0]) <= 1e-7
-    assert abs(fast.multipliers[0] - cvx.multipliers[0]) <= CVX_DUAL_ATOL
+    assert abs(fast.multipliers[0] - cvx.multipliers[0]) <= CVXPY_DUAL
     tilt = gibbs(nu0, obj.reward(fast.nu) - fast.multipliers[0] * h, beta)
     assert np.abs(tilt - fast.nu).max() <= 1e-8
 
@@ -341,7 +328,7 @@ def test_t6_damped_best_response_converges_iff_step_below_two_beta_over_beta_plu
     steps = 4
     nu = dyn.damped_best_response(game, steps, eta, start=nu[None, :], tol=-1.0).nus[0]
     measured = (centered_log_deviation(nu, star) / d0) ** (1.0 / steps)
-    assert abs(measured - predicted) <= DAMPED_RATE_ATOL
+    assert abs(measured - predicted) <= DAMPED_RATE
     if abs(predicted - 1.0) > 1e-2:
         assert (measured < 1.0) == (eta < 2.0 / (1.0 + ratio))
 
@@ -389,7 +376,7 @@ def test_t7_pairwise_rewards_are_unbiased_for_random_views_and_answer_maps(k, g0
             g = pairwise_group_rewards(groups, n_answers=k, tau=tau, answer_maps=maps,
                                        task_reward=r)[view][:, 0]
             expected = r[z] - 2.0 * tau * (nus[view][z] - nus[other][t[z]])
-            assert abs(weight @ g - expected) <= SUM_ATOL
+            assert abs(weight @ g - expected) <= FLOAT64_SUMS
 
 
 # ============================================================================================ T8
@@ -479,13 +466,13 @@ def test_t11_rloo_shrinks_group_dependent_rewards_by_g_minus_2_over_g_minus_1(nu
     rloo = effective_reward(name, nu, G, baseline="rloo", tau=tau, task_reward=r, estimator="unbiased")
     centered = nu - nu @ nu
     shrunk = r - r @ nu + sign * 2 * tau * (G - 2) / (G - 1) * centered
-    np.testing.assert_allclose(rloo, shrunk, atol=SUM_ATOL)
+    np.testing.assert_allclose(rloo, shrunk, atol=FLOAT64_SUMS)
     unbiased = r - r @ nu + sign * 2 * tau * centered
-    assert abs(np.abs(rloo - unbiased).max() - 2 * tau / (G - 1) * np.abs(centered).max()) <= SUM_ATOL
+    assert abs(np.abs(rloo - unbiased).max() - 2 * tau / (G - 1) * np.abs(centered).max()) <= FLOAT64_SUMS
     mean = effective_reward(name, nu, G, baseline="mean", tau=tau, task_reward=r, estimator="unbiased")
-    np.testing.assert_allclose(mean, (G - 1) / G * rloo, atol=SUM_ATOL)
+    np.testing.assert_allclose(mean, (G - 1) / G * rloo, atol=FLOAT64_SUMS)
     task = effective_reward("reward", nu, G, task_reward=r)
-    np.testing.assert_allclose(task, r - r @ nu, atol=SUM_ATOL)  # a per-answer reward stays unbiased
+    np.testing.assert_allclose(task, r - r @ nu, atol=FLOAT64_SUMS)  # a per-answer reward stays unbiased
 
 
 @settings(max_examples=8, deadline=None)

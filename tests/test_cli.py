@@ -2,7 +2,7 @@
 
 import json
 
-from dagsim.cli import main
+from app.cli import main
 
 
 def run(capsys, *argv):
@@ -85,8 +85,25 @@ def test_human_output_and_demo(tmp_path, capsys):
     assert lines[start[0] + 1:] == [f" * arithmetic DAG: exact marginal of {n} traces -> {path}"]
 
 
-def test_demo_registers_every_stage():
-    from dagsim.cli import DEMO_STEPS, build_parser
+def test_demo_composes_every_stage():
+    from app.demo import DEMO_STAGE_NAMES, demo_steps
 
-    build_parser()  # imports the plugin modules, which register their stages
-    assert [name for name, _ in DEMO_STEPS][:3] == ["proofs_check", "figures", "llm"]
+    assert [name for name, _ in demo_steps()] == ["proofs_check", "figures", "llm"] == list(DEMO_STAGE_NAMES)
+
+
+def test_demo_llm_stage_runs_the_experiment_then_draws_figure_8_from_it(monkeypatch, tmp_path):
+    """The wiring of app.demo's LLM stage (the experiment itself runs in `make demo`): llm.demo's run, then
+    figure 8 from that run's folder, then llm.demo's summary line of that run's rows."""
+    import figures.fig08_llm_training as fig08
+    import llm.demo
+    from app.demo import _llm_stage
+
+    calls = []
+    rows = [{"algorithm": "base", "mean_accuracy": 0.25, "steps": 0},
+            {"algorithm": llm.demo.DEMO_ALGORITHM, "mean_accuracy": 0.5, "steps": 12}]
+    monkeypatch.setattr(llm.demo, "run_demo", lambda out: (calls.append(("run", out)) or ({"rows": rows}, out / "llm")))
+    monkeypatch.setattr(fig08, "make", lambda folder, experiment: calls.append(("figure 8", folder, experiment)))
+    line = _llm_stage(tmp_path)
+    assert calls == [("run", tmp_path), ("figure 8", tmp_path / "figures", tmp_path / "llm")]
+    assert line == (f"llm: held-out mean sampled accuracy 0.250 (base) -> 0.500 ({llm.demo.DEMO_ALGORITHM}, "
+                    f"no labels, 12 steps) -> {tmp_path / 'llm'}")

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.cli import main
 from dagsim import dagio
-from dagsim.cli import main
 from dagsim.constraints import LinearConstraint
 from dagsim.generators import random_dag
 from dagsim.grpo.simulator import SimulationConfig, simulate

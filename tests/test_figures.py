@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dagsim.cli import main
+from app.cli import main
 from figures.registry import FIGURES
 
 #: PNGs must stay small enough to browse and commit (the brief's budget).

@@ -8,8 +8,8 @@ import argparse
 
 import pytest
 
-from dagsim.cli import build_parser
-from dagsim.cli import main as dagsim_main
+from app.cli import build_parser
+from app.cli import main as dagsim_main
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

@@ -11,10 +11,9 @@ from hypothesis import strategies as st
 from dagsim import marginals as M
 from dagsim.errors import DomainError, ValidationError
 from dagsim.generators import ArithmeticProblem, arithmetic_dag, layered_lattice, random_dag
+from dagsim.tolerances import FLOAT64_SUMS
 from tests.strategies import dag_and_logits, reasoning_dags
 
-#: DP and enumeration sum the same float64 products in different orders: agreement to 1e-12.
-ATOL_EXACT = 1e-12
 #: Central differences with h = 1e-5 on functions with O(1) third derivatives: error ~ h² ≈ 1e-10.
 FD_STEP = 1e-5
 ATOL_FD = 1e-7
@@ -23,8 +22,8 @@ ATOL_FD = 1e-7
 @given(dag_and_logits())
 def test_p1_forward_dp_equals_enumeration(case):
     dag, theta = case
-    assert np.abs(M.answer_marginal(dag, theta) - M.brute_force_marginal(dag, theta)).max() <= ATOL_EXACT
-    assert np.abs(M.answer_marginal(dag) - M.brute_force_marginal(dag)).max() <= ATOL_EXACT
+    assert np.abs(M.answer_marginal(dag, theta) - M.brute_force_marginal(dag, theta)).max() <= FLOAT64_SUMS
+    assert np.abs(M.answer_marginal(dag) - M.brute_force_marginal(dag)).max() <= FLOAT64_SUMS
 
 
 @given(reasoning_dags())
@@ -33,7 +32,7 @@ def test_trace_count_equals_enumeration(dag):
     assert M.count_traces(dag) == len(traces)
     per_answer = M.count_traces_per_answer(dag)
     assert per_answer == [sum(t.answer == k for t in traces) for k in range(dag.n_answers)]
-    assert math.isclose(sum(t.probability for t in traces), 1.0, abs_tol=ATOL_EXACT)
+    assert math.isclose(sum(t.probability for t in traces), 1.0, abs_tol=FLOAT64_SUMS)
 
 
 def test_wrong_dp_variant_fails():
@@ -146,19 +145,19 @@ def test_arithmetic_dag_many_traces_one_correct_near_misses():
     # (1 − ε)^3: the correct answer needs no slip (±1 slips could cancel, adding the pair terms).
     no_slip = 0.9 ** 3
     cancel = 3 * 2 * (0.05 * 0.05) * 0.9  # one +1 and one −1 slip among 3 steps
-    assert abs(nu[correct] - (no_slip + cancel)) <= ATOL_EXACT
+    assert abs(nu[correct] - (no_slip + cancel)) <= FLOAT64_SUMS
     assert set(int(a) for a in dag.answers) == set(range(prob.correct - 3, prob.correct + 4))
     assert dag.reward[correct] == 1.0 and dag.reward.sum() == 1.0
 
 
 def test_reference_logits_roundtrip_and_occupancy():
     dag = random_dag(np.random.default_rng(1), 8, 3)
-    assert np.allclose(M.edge_policy(dag, dag.reference_logits), dag.edge_prob, atol=ATOL_EXACT)
+    assert np.allclose(M.edge_policy(dag, dag.reference_logits), dag.edge_prob, atol=FLOAT64_SUMS)
     mu = M.node_occupancy(dag)
     visits = np.zeros(dag.n_nodes)
     for t in M.enumerate_traces(dag):
         visits[list(t.nodes)] += t.probability
-    assert np.abs(mu - visits).max() <= ATOL_EXACT
+    assert np.abs(mu - visits).max() <= FLOAT64_SUMS
 
 
 def test_edge_policy_rejects_bad_logits():
@@ -180,4 +179,4 @@ def test_vectorized_equals_loop_reference():
     for e in itertools.chain.from_iterable(
             range(dag.node_ptr[u], dag.node_ptr[u + 1]) for u in range(dag.n_nodes)):
         mu[dag.edge_dst[e]] += mu[dag.edge_src[e]] * dag.edge_prob[e]
-    assert np.abs(mu - M.node_occupancy(dag)).max() <= ATOL_EXACT
+    assert np.abs(mu - M.node_occupancy(dag)).max() <= FLOAT64_SUMS

@@ -22,13 +22,10 @@ from dagsim.constraints import LinearConstraint
 from dagsim.errors import DomainError, InfeasibleError, SolverError, ValidationError
 from dagsim.objectives import make_objective
 from dagsim.solvers import AnswerSolution, solve_answer_level, solve_cvxpy, solve_exact
+from dagsim.tolerances import CVXPY_DUAL, CVXPY_NU
 
-#: ν agreement with cvxpy (its first-order accuracy, see module docstring, with a 2.5× margin).
-CVX_NU_ATOL = 1e-5
 #: Optimal-value agreement with cvxpy (second order in its ν error; gap-level).
 CVX_VALUE_ATOL = 1e-7
-#: Multiplier agreement with cvxpy duals (first order, scaled by the dual Hessian; measured ≤ 2e-5).
-CVX_LAMBDA_ATOL = 1e-4
 #: The fast solver's certificate (the issue's requirement).
 KKT_TARGET = 1e-10
 #: Step of the central difference of the optimal value in the bound; error O(δ²·V''') + O(eps/δ).
@@ -103,7 +100,7 @@ def multistart_brute_force(obj, nu0, beta, constraints=(), starts: int = 12, see
     return best_val, best_nu
 
 
-def assert_matches(a: AnswerSolution, b: AnswerSolution, nu_atol=CVX_NU_ATOL, value_atol=CVX_VALUE_ATOL):
+def assert_matches(a: AnswerSolution, b: AnswerSolution, nu_atol=CVXPY_NU, value_atol=CVX_VALUE_ATOL):
     np.testing.assert_allclose(a.nu, b.nu, atol=nu_atol)
     assert abs(a.value - b.value) <= value_atol * max(1.0, abs(b.value))
 
@@ -138,14 +135,14 @@ def test_wrong_closed_forms_fail_against_cvxpy():
     beta, tau = 0.8, 0.7
     obj = make_objective("entropy", n_answers=4, reward=r, tau=tau)
     truth = solve_cvxpy(obj, nu0, beta)
-    assert np.abs(obj.closed_form(nu0, beta) - truth.nu).max() < CVX_NU_ATOL
-    assert np.abs(obj.closed_form(nu0, 2 * beta) - truth.nu).max() > 100 * CVX_NU_ATOL
+    assert np.abs(obj.closed_form(nu0, beta) - truth.nu).max() < CVXPY_NU
+    assert np.abs(obj.closed_form(nu0, 2 * beta) - truth.nu).max() > 100 * CVXPY_NU
     x = cp.Variable(4, nonneg=True)  # reverse KL(ν0‖ν): a different program
     flipped = cp.Problem(
         cp.Maximize(r @ x + tau * cp.sum(cp.entr(x)) - beta * cp.sum(cp.rel_entr(nu0, x))), [cp.sum(x) == 1]
     )
     flipped.solve(solver="CLARABEL")
-    assert np.abs(obj.closed_form(nu0, beta) - x.value).max() > 100 * CVX_NU_ATOL
+    assert np.abs(obj.closed_form(nu0, beta) - x.value).max() > 100 * CVXPY_NU
 
 
 def test_reference_zeros_stay_zero_in_every_solver():
@@ -195,7 +192,7 @@ def test_dual_solver_with_constraints_matches_cvxpy(problem_and_constraints, nam
     truth = solve_cvxpy(obj, nu0, beta, cons)
     assert_matches(fast, truth)
     np.testing.assert_allclose(
-        fast.multipliers, truth.multipliers, atol=CVX_LAMBDA_ATOL * (1 + np.abs(truth.multipliers).max())
+        fast.multipliers, truth.multipliers, atol=CVXPY_DUAL * (1 + np.abs(truth.multipliers).max())
     )
 
 
@@ -241,7 +238,7 @@ def test_cvxpy_duals_follow_the_convention_for_every_operator():
         lam = solve_cvxpy(obj, nu0, 1.0, [c]).multipliers[0]
         sign = -1.0 if op == ">=" else 1.0
         vals = [solve_exact(obj, nu0, 1.0, [LinearConstraint(h, op, bound + sign * d)]).value for d in (1e-5, -1e-5)]
-        assert abs(lam - (vals[0] - vals[1]) / 2e-5) < CVX_LAMBDA_ATOL
+        assert abs(lam - (vals[0] - vals[1]) / 2e-5) < CVXPY_DUAL
         assert (lam > 0.1) if op != "==" else abs(lam) > 0.1  # active: a test that can fail on a sign flip
 
 

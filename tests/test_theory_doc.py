@@ -22,7 +22,7 @@ from proofs_check.registry import load_all
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "theory.md"
 #: Where IDs are cited (tests are excluded: they quote IDs of the doc, and E0/E402-like tokens).
-CITING = ("dagsim", "llm", "proofs_check", "figures", "bench")
+CITING = ("app", "dagsim", "llm", "proofs_check", "figures", "bench")
 CITED_ID = re.compile(r"\b(E[1-9]|P[1-9]|T[1-9][0-9]?[a-e]?)\b")
 ROW = re.compile(r"^\|\s*(?P<id>[PT][0-9]+)\s*\|(?P<what>[^|]*(?:\\\|[^|]*)*)\|\s*(?P<marker>check[^:`]*):\s*"
                  r"`(?P<path>[^`]+)`\s*\|")

@@ -18,18 +18,9 @@ from scipy.special import logsumexp
 
 from dagsim.constraints import LinearConstraint
 from dagsim.dag import ReasoningDAG
+from dagsim.divergences import kl_divergence
 from dagsim.errors import DomainError, ValidationError
 from dagsim.marginals import soft_backward
-
-
-def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
-    """KL(p‖q) = Σ p log(p/q) over the support of p (+inf if q = 0 < p). Natural log."""
-    p = np.asarray(p, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-    mask = p > 0
-    if np.any(q[mask] <= 0):
-        return float("inf")
-    return float(np.sum(p[mask] * (np.log(p[mask]) - np.log(q[mask]))))
 
 
 def gibbs(nu0: np.ndarray, g: np.ndarray, beta: float) -> np.ndarray:

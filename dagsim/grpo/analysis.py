@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dagsim.dag import ReasoningDAG
+from dagsim.divergences import total_variation  # noqa: F401  (re-exported for figures/bench)
 from dagsim.errors import SolverError
 from dagsim.game.payoff import gibbs
 from dagsim.grpo.effective import effective_reward
@@ -55,10 +56,6 @@ def finite_group_stationary(nu0: np.ndarray, objective: str, G: int, beta: float
             return StationaryPoint(nu, it, residual)
     raise SolverError(f"finite-group fixed point did not converge in {max_iter} iterations "
                       f"(residual {residual:.2e}); use more damping")
-
-
-def total_variation(p: np.ndarray, q: np.ndarray) -> float:
-    return float(0.5 * np.abs(np.asarray(p) - np.asarray(q)).sum())
 
 
 # ---------------------------------------------------------------------- §7 complexity

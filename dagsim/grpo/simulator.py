@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from dagsim.dag import ReasoningDAG, Task
+from dagsim.divergences import entropy, total_variation
 from dagsim.errors import DomainError, ValidationError
 from dagsim.grpo.algorithms import get_algorithm
 from dagsim.grpo.sampling import sample_traces, score_gradient, trace_log_prob
@@ -477,21 +478,16 @@ def _sampled_step_union(prompts: Sequence[PromptState], batch_union, cfg: Simula
 
 
 # ---------------------------------------------------------------------- metrics
-def _entropy(nu: np.ndarray) -> float:
-    m = nu > 0
-    return float(-np.sum(nu[m] * np.log(nu[m])))
-
-
 def prompt_metrics(state: PromptState) -> dict:
     nus = np.stack([forward(v, th).marginal for v, th in zip(state.views, state.logits)])  # (m, K)
     kls = [trace_kl(v, th) for v, th in zip(state.views, state.logits)]
     game = state.problem.game()
     policy_kl = float(np.sum(game.weights * np.array(kls)))
     out = {
-        "distance_to_optimum": float(np.max(0.5 * np.abs(nus - state.optimum).sum(axis=1))),
+        "distance_to_optimum": float(np.max(total_variation(nus, state.optimum, axis=1))),
         # Floored as in _exact_rewards: an underflowed answer must not turn a log-reward into ±inf.
         "exploitability": float(game.exploitability(np.maximum(nus, MARGINAL_FLOOR), policy_kl=policy_kl)),
-        "answer_entropy": float(np.mean([_entropy(n) for n in nus])),
+        "answer_entropy": float(np.mean([entropy(n) for n in nus])),
     }
     if state.correct is not None:
         out["accuracy"] = float(np.mean(nus[:, state.correct]))

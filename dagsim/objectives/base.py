@@ -23,8 +23,9 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.special import logsumexp, rel_entr
+from scipy.special import logsumexp
 
+from dagsim.divergences import kl_divergence  # noqa: F401  (re-exported: the objectives import it from here)
 from dagsim.errors import DomainError, ValidationError
 
 #: The values ``curvature`` may take.
@@ -193,11 +194,6 @@ def log_of(x: np.ndarray) -> np.ndarray:
 def softmax_log(log_weights: np.ndarray) -> np.ndarray:
     """exp(l − logsumexp(l)) along the last axis: normalizes log-weights without overflow (−inf → 0)."""
     return np.exp(log_weights - logsumexp(log_weights, axis=-1, keepdims=True))
-
-
-def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
-    """KL(p‖q) = Σ p log(p/q), natural log, 0 log 0 = 0, +inf where q = 0 < p."""
-    return float(np.sum(rel_entr(p, q)))
 
 
 # ---------------------------------------------------------------------- single view

@@ -25,13 +25,12 @@ from dagsim.estimators import (
     min_variance_log_table,
     minimax_log_bias,
 )
+from dagsim.tolerances import T12_QUOTED
 from proofs_check.checks._subclaims import SubClaim, combine, json_float
 from proofs_check.registry import Context, Evidence, check
 
 #: The κ = 1 control solves its tables (not shipped): two group sizes suffice to miss (a).
 CONTROL_KAPPA_GROUPS = (8, 16)
-#: THEORY T12's values are quoted to 3–5 digits: 1 % relative.
-TOL_T12 = 1e-2
 #: T12(a): B at κ = 2.
 T12_A = {8: 7.313e-3, 16: 2.728e-3, 32: 1.0896e-3, 64: 4.568e-4}
 #: T12(a): G·ln G·B ∈ [0.119, 0.124] over G = 8 … 128 (full run; quick: the shipped G ≤ 64).
@@ -111,19 +110,19 @@ def lp_on_entries(G: int, grid: np.ndarray) -> float:
 def _t12(ctx: Context, *, kappa: float = 2.0, entries_lp: bool = False, groups: tuple | None = None) -> Evidence:
     subs = {
         "a_values": SubClaim("(a) κ = 2: B = 7.313e-3, 2.728e-3, 1.0896e-3, 4.568e-4 at G = 8, 16, 32, 64 "
-                             "(relative error)", TOL_T12),
-        "a_rate": SubClaim("(a) G·ln G·B ∈ [0.119, 0.124] for G = 8 … 128 (distance outside, relative)", TOL_T12),
+                             "(relative error)", T12_QUOTED),
+        "a_rate": SubClaim("(a) G·ln G·B ∈ [0.119, 0.124] for G = 8 … 128 (distance outside, relative)", T12_QUOTED),
         "budget": SubClaim("the table meets its variance budget ∫p²Var ≤ κ/(6(G−1)) (quadrature; relative "
                            "excess)", TOL_BUDGET),
         "b_frontier": SubClaim("(b) min ∫p²Var s.t. B ≤ 4E*: 0.0247, 0.01246, 0.00725; s.t. B ≤ 2E*: 0.0323, "
-                               "0.0290, 4.62 (relative)", TOL_T12),
+                               "0.0290, 4.62 (relative)", T12_QUOTED),
         "c_monotone_variance": SubClaim("(c) at the monotone minimax table's variance AQP reaches B = 8.41e-3, "
                                         "3.12e-3, 1.242e-3; that table's B = 9.004e-3, 4.084e-3, 1.955e-3",
-                                        TOL_T12),
-        "d_minimax_variance": SubClaim("(d) the T8 table's ∫p²Var = 0.437, 935, 1.60e11 (relative)", TOL_T12),
+                                        T12_QUOTED),
+        "d_minimax_variance": SubClaim("(d) the T8 table's ∫p²Var = 0.437, 935, 1.60e11 (relative)", T12_QUOTED),
         "d_limit": SubClaim("(d) ε → 0: at B ≤ (1+1e-3)E*_8 the least ∫p²Var is within 2 % below 0.437",
                             TOL_EPSILON_D),
-        "e_star_32": SubClaim("T8's E*_32 = 3.1739e-4 (well-conditioned basis; relative)", TOL_T12),
+        "e_star_32": SubClaim("T8's E*_32 = 3.1739e-4 (well-conditioned basis; relative)", T12_QUOTED),
     }
     grid = _grid(ctx.n(*GRID_SIN2))
     rows = []

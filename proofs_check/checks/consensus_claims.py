@@ -13,12 +13,10 @@ from scipy.special import logsumexp
 
 from dagsim.objectives import make_objective
 from dagsim.objectives.consensus import arithmetic_consensus, geometric_consensus
+from dagsim.tolerances import LBFGS
 from proofs_check.checks._subclaims import SubClaim, combine, kl, reference_marginal
 from proofs_check.registry import Context, Evidence, check
 
-#: scipy L-BFGS on softmax logits of a smooth strictly convex function stops at a gradient ~1e-12; the
-#: minimizer then agrees to ~1e-8 (as in P3), the minimum value to ~1e-14.
-TOL_LBFGS = 1e-6
 #: ‖q_α − δ_mode‖₁ at the α where (q̄₂/q̄₁)^α = e^{−TEMPER_EXPONENT}: ≤ (K − 1)·e^{−40} ~ 1e-17, plus round-off.
 TOL_TEMPER = 1e-12
 TEMPER_EXPONENT = 40.0
@@ -54,9 +52,9 @@ def _argmin_simplex(fun_grad, k: int) -> tuple[np.ndarray, float]:
 def _t3(ctx: Context, *, flipped: bool = False) -> Evidence:
     subs = {
         "arithmetic": SubClaim("argmin_q Σ w_j KL(ν_j‖q) = Σ w_j ν_j (target and D of 'arithmetic')",
-                               TOL_LBFGS),
+                               LBFGS),
         "geometric": SubClaim("argmin_q Σ w_j KL(q‖ν_j) ∝ Π ν_j^{w_j} (target and D of 'geometric')",
-                              TOL_LBFGS),
+                              LBFGS),
         "majority_limit": SubClaim("q ∝ q̄^α → the 'majority' target (δ at the mode of q̄) as α → ∞, "
                                    "monotonically", TOL_TEMPER),
     }

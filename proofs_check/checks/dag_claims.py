@@ -10,12 +10,10 @@ from scipy.special import logsumexp
 from dagsim import marginals as M
 from dagsim.generators import random_dag
 from dagsim.solvers.trace import solve_trace_level
+from dagsim.tolerances import FLOAT64_SUMS, LBFGS
+from proofs_check.checks._subclaims import kl as _kl  # proofs_check's own KL, independent of dagsim's
 from proofs_check.registry import Context, Evidence, check
 
-#: DP and enumeration add the same float64 products in different orders.
-TOL_EXACT = 1e-12
-#: L-BFGS on edge logits stops at a gradient ~1e-10; marginals then agree to ~1e-8.
-TOL_LBFGS = 1e-6
 #: Central differences with h = 1e-5 have truncation error O(h²) ~ 1e-10 plus round-off ~1e-11/h.
 TOL_FD = 1e-6
 FD_STEP = 1e-5
@@ -39,16 +37,11 @@ def _p1(ctx: Context, *, normalize: bool = True) -> Evidence:
             mu = M._forward(dag, np.exp(theta), root_value=1.0)
             dp = M.occupancy_to_marginal(dag, mu)
         err = max(err, float(np.abs(dp - M.brute_force_marginal(dag, theta)).max()))
-    return Evidence(count, err, TOL_EXACT)
+    return Evidence(count, err, FLOAT64_SUMS)
 
 
 check("P1", "forward DP gives the exact answer marginal (= enumeration)",
       control=lambda ctx: _p1(ctx, normalize=False), control_description="softmax left unnormalized")(_p1)
-
-
-def _kl(p, q):
-    m = p > 0
-    return float(np.sum(p[m] * np.log(p[m] / q[m])))
 
 
 def _p2(ctx: Context, *, with_conditional: bool = True) -> Evidence:
@@ -98,7 +91,7 @@ def _p3(ctx: Context, *, beta_scale: float = 1.0) -> Evidence:
         formula = np.array([star[t.answer] * t.probability / nu0[t.answer] for t in M.enumerate_traces(dag)])
         err = max(err, float(np.abs(sol.marginal - star).max()), abs(sol.value - value),
                   float(np.abs(traces_pi - formula).max()))
-    return Evidence(count, err, TOL_LBFGS)
+    return Evidence(count, err, LBFGS)
 
 
 check("P3", "trace-level optimum of (E1) = answer-level program (E2), π* = ν*·π0(y|z)",
@@ -118,7 +111,7 @@ def _p4(ctx: Context, *, exponent: str = "g/beta") -> Evidence:
         tilt /= tilt.sum()
         ours = np.array([float(np.prod(probs[list(t.edges)])) for t in traces])
         err = max(err, float(np.abs(ours - tilt).max()))
-    return Evidence(count, err, TOL_EXACT)
+    return Evidence(count, err, FLOAT64_SUMS)
 
 
 check("P4", "soft backward DP = Gibbs best response π0·e^{g/β}/Z over traces",

@@ -17,24 +17,12 @@ from dagsim.game.payoff import AnswerGame, gibbs, markov_policy_for_marginal
 from dagsim.marginals import answer_marginal, trace_kl
 from dagsim.objectives import make_objective
 from dagsim.solvers import solve_answer_level
+from dagsim.tolerances import CVXPY_DUAL, CVXPY_NU, DAMPED_RATE, EXPLOITABILITY, LBFGS, ROUND
 from proofs_check.checks._subclaims import SubClaim, combine, kl, reference_dag, reference_marginal
 from proofs_check.registry import Context, Evidence, check
 
-#: cvxpy's ν is as accurate as ~sqrt(gap/β): CLARABEL's option ladder (solvers/cvx.py) may end on its
-#: default gap 1e-8, i.e. ν to ~1e-5 (measured max 1.4e-6 over 125 random T1 instances); the fast
-#: solvers are certified to KKT 1e-10.
-TOL_CVXPY = 1e-5
-#: CLARABEL's duals of the exponential-cone program are less accurate than its primal: measured up to
-#: ~2e-5 away from the multipliers of the dual Newton solver (KKT 1e-10) and of dual ascent.
-TOL_CVXPY_DUAL = 1e-4
 #: Multipliers of two exact methods (dual Newton, converged dual ascent at tol 1e-11) agree to ~1e-10.
 TOL_DUAL = 1e-8
-#: E4 at the optimum is a difference of O(1) terms (round-off ~1e-15·K·|J|) plus β·O(‖ν − ν*‖²) ≤ 1e-20.
-TOL_EXPL = 1e-10
-#: Inequalities between O(1) float64 quantities that hold exactly: slack for round-off only.
-TOL_ROUND = 1e-11
-#: scipy L-BFGS on the softmax logits stops at a gradient ~1e-12; ν then agrees to ~1e-8 (as in P3).
-TOL_LBFGS = 1e-6
 #: Alternating best responses from different starts, run to a contraction's float64 fixed point.
 TOL_SAME_LIMIT = 1e-9
 
@@ -63,13 +51,13 @@ def _t1_objective(ctx: Context, name: str, k: int):
 
 def _t1(ctx: Context, *, beta_scale: float = 1.0) -> Evidence:
     subs = {
-        "solver_equals_cvxpy": SubClaim("fast solver's (E2) optimum = cvxpy's", TOL_CVXPY),
-        "kkt_fixed_point": SubClaim("cvxpy's ν* satisfies ν* ∝ ν0·exp(∇Φ(ν*)/β)", TOL_CVXPY),
-        "equilibrium": SubClaim("expl(π*, q* = ν*) = 0, answer level and on the DAG with trace KL", TOL_EXPL),
-        "target_best_response": SubClaim("concave Φ: L(π, q) ≥ L(π, ν_π) = J(π) for every q", TOL_ROUND),
-        "nonnegative": SubClaim("concave Φ: expl(π, q) ≥ 0 for every (π, q)", TOL_ROUND),
+        "solver_equals_cvxpy": SubClaim("fast solver's (E2) optimum = cvxpy's", CVXPY_NU),
+        "kkt_fixed_point": SubClaim("cvxpy's ν* satisfies ν* ∝ ν0·exp(∇Φ(ν*)/β)", CVXPY_NU),
+        "equilibrium": SubClaim("expl(π*, q* = ν*) = 0, answer level and on the DAG with trace KL", EXPLOITABILITY),
+        "target_best_response": SubClaim("concave Φ: L(π, q) ≥ L(π, ν_π) = J(π) for every q", ROUND),
+        "nonnegative": SubClaim("concave Φ: expl(π, q) ≥ 0 for every (π, q)", ROUND),
         "zero_only_at_optimum": SubClaim("concave Φ: expl(π, ν_π) ≥ J(π*) − J(π) ≥ (β/2)‖ν_π − ν*‖₁²",
-                                         TOL_ROUND),
+                                         ROUND),
     }
     convex_min_expl = np.inf  # sharpen (convex Φ) is outside T1's zero-sum part: E4 at q ≠ ν can be < 0
     per_family = ctx.n(8, 2)
@@ -138,14 +126,14 @@ def e2_lbfgs_optimum(obj, nu0: np.ndarray, beta: float, start: np.ndarray) -> np
 
 def _t2(ctx: Context, *, policy_beta_scale: float = 1.0) -> Evidence:
     subs = {
-        "monotone": SubClaim("alternating best responses never decrease J (convex Φ, any β)", TOL_ROUND),
+        "monotone": SubClaim("alternating best responses never decrease J (convex Φ, any β)", ROUND),
         # tolerance of the coarser oracle (cvxpy for sharpen, L-BFGS for collision)
         "limit_is_optimum": SubClaim("β > τ: the limit = (E2) optimum (cvxpy for sharpen, L-BFGS for "
-                                     "collision)", max(TOL_CVXPY, TOL_LBFGS)),
+                                     "collision)", max(CVXPY_NU, LBFGS)),
         "unique_full_support": SubClaim("β > τ: every full-support start reaches the same full-support point",
                                         TOL_SAME_LIMIT),
         "vertex_when_beta_le_tau": SubClaim("sharpen, β ≤ τ: no point beats the best vertex; the solver "
-                                            "returns it", TOL_ROUND),
+                                            "returns it", ROUND),
         "collision_hessian_bound": SubClaim("collision: λ_max of 2τI − β·diag(1/ν) on Σv = 0 is ≤ 2(τ − β) "
                                             "(concave iff τ ≤ β)", TOL_HESSIAN_BOUND),
         "collision_hessian_fd": SubClaim("the Hessian formula = finite differences of Φ − βKL (relative)",
@@ -153,12 +141,12 @@ def _t2(ctx: Context, *, policy_beta_scale: float = 1.0) -> Evidence:
         "collision_edge_attained": SubClaim("the bound 2(τ − β) is approached at ν = (½, ½, 0, …)", TOL_EDGE),
         "collision_regime_flag": SubClaim("dagsim's collision concave regime is exactly τ ≤ β", 0.0),
         "collision_unique_near_beta": SubClaim("collision, 0.6β ≤ τ < β: every start reaches one full-support "
-                                               "optimum (= dagsim's solver)", TOL_LBFGS),
+                                               "optimum (= dagsim's solver)", LBFGS),
         "collision_stationary_points": SubClaim("K = 2, uniform ν0: one stationary point for τ ≤ β, three at "
                                                 "τ = 1.2β (several above); each is a fixed point",
                                                 TOL_STATIONARY),
         "majority_closed_form": SubClaim("majority: ν ∝ ν0·e^{(r + τ1[z = z*])/β}, z* = argmax ν0·e^{r/β}, "
-                                         "beats every global and local probe (= dagsim's)", TOL_ROUND),
+                                         "beats every global and local probe (= dagsim's)", ROUND),
     }
     count = ctx.n(6, 2)
     for family in ("sharpen", "collision"):
@@ -460,12 +448,12 @@ def _equality_sign(subs: dict, beta_scale: float) -> list:
 
 def _t5(ctx: Context, *, beta_scale: float = 1.0) -> Evidence:
     subs = {
-        "dual_ascent_equals_cvxpy_duals": SubClaim("dual-ascent λ = cvxpy's duals of (E2)", TOL_CVXPY_DUAL),
+        "dual_ascent_equals_cvxpy_duals": SubClaim("dual-ascent λ = cvxpy's duals of (E2)", CVXPY_DUAL),
         "solver_equals_dual_ascent": SubClaim("fast solver's λ = dual-ascent λ", TOL_DUAL),
-        "saddle_point_marginal": SubClaim("dual ascent's ν = cvxpy's constrained optimum", TOL_CVXPY),
-        "gibbs_form": SubClaim("cvxpy's ν* ∝ ν0·exp((∇Φ(ν*) − Σλ*h)/β) with cvxpy's λ*", TOL_CVXPY_DUAL),
+        "saddle_point_marginal": SubClaim("dual ascent's ν = cvxpy's constrained optimum", CVXPY_NU),
+        "gibbs_form": SubClaim("cvxpy's ν* ∝ ν0·exp((∇Φ(ν*) − Σλ*h)/β) with cvxpy's λ*", CVXPY_DUAL),
         "equality_free_sign": SubClaim("equality multipliers have a free sign: closed-form λ (negative when b "
-                                       "exceeds the free mass) = cvxpy's dual = the solver's", TOL_CVXPY_DUAL),
+                                       "exceeds the free mass) = cvxpy's dual = the solver's", CVXPY_DUAL),
     }
     max_lambda = 0.0
     for name in T5_FAMILIES:
@@ -506,9 +494,6 @@ check("T5", "constrained game: saddle-point λ* (dual ascent) = cvxpy duals = fa
 #: the measured per-step ratio of the log-deviation equals the predicted rate up to the round-off of log
 #: differences (~1e-16 relative to deviations ≥ DEVIATION_FLOOR = 1e-9, i.e. ~1e-7).
 TOL_RATE_LINEAR = 1e-6
-#: Damped best response mixes in ν-space (nonlinear): its rate is the linearization's, up to O(deviation)
-#: corrections; deviations stay ≤ DAMPED_CEILING = 1e-4 here.
-TOL_RATE_DAMPED = 1e-3
 #: sqrt of the exploitability's per-step ratio vs the deviation rate: E4 = a·δ² + O(δ³) with δ ≤ ~1e-3
 #: in EXPL_WINDOW, so the corrections are ≤ ~1e-3 relative; 1e-2 leaves a decade.
 TOL_RATE_EXPL = 1e-2
@@ -574,7 +559,7 @@ def _t6(ctx: Context, *, theory_beta_scale: float = 1.0, expl_exponent: float = 
         "best_response_rate": SubClaim("undamped best response: log-deviation rate τ/β (diverges iff τ > β)",
                                        TOL_RATE_LINEAR),
         "damped_region": SubClaim("damped best response: rate |1 − η(1 + τ/β)|, converges iff η < 2β/(β+τ)",
-                                  TOL_RATE_DAMPED),
+                                  DAMPED_RATE),
         "mirror_rate": SubClaim("mirror ascent: rate 1 − η(β+τ)", TOL_RATE_LINEAR),
         "extragradient_rate": SubClaim("extragradient: rate 1 − η(β+τ) + η²(β+τ)²", TOL_RATE_LINEAR),
         "exploitability_square": SubClaim("E4 decays at the square of the deviation rate", TOL_RATE_EXPL),
