@@ -3,7 +3,13 @@
 Matched compute: every algorithm runs the same number of steps with the same problems per step, views,
 group size G, completion length and learning rate, from the same base checkpoint and seed. Outputs in
 ``out/``: ``results.json`` (one row per algorithm plus the base model), ``results.md`` (a table),
-``accuracy.png`` (held-out metrics per algorithm) and ``curves.png`` (training accuracy/entropy per step).
+``accuracy.png`` (held-out metrics per algorithm) and ``curves.png`` (training accuracy/entropy per step),
+``per_prompt.json`` (every row's sampled answers per held-out prompt, :func:`llm.evaluate.per_prompt_records`).
+
+``seeds="0,1,2"`` (``--seeds``, issue 15) trains every algorithm once per seed from one base model (rows
+``NAME@seedS``, each reused by ``--resume`` through its own fingerprint), evaluates all of them on the same
+prompts with the same evaluation seed, and adds ``summary`` (t-intervals over seeds, problem bootstrap;
+:mod:`llm.intervals`) and ``gap_to_gt`` to ``results.json`` and their tables to ``results.md``.
 """
 
 from __future__ import annotations
