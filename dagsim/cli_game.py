@@ -33,8 +33,10 @@ def _positive(text: str) -> float:
 
 def add_problem_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="a dagsim/v1 DAG or dagsim-task/v1 task file")
-    p.add_argument("--objective", required=True,
-                   help="reward | entropy | gini | tsallis | sharpen | collision | majority | consensus | pairwise")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--objective",
+                       help="reward | entropy | gini | tsallis | sharpen | collision | majority | consensus | pairwise")
+    add_objective_module_argument(which)
     p.add_argument("--beta", type=_positive, default=1.0, help="KL weight β > 0 (default 1)")
     p.add_argument("--tau", type=parse_tau, default=None, help="objective weight τ >= 0, or 'inf' (hard coherence)")
     p.add_argument("--order", type=float, default=None, help="Tsallis order α (> 0, != 1)")
@@ -43,9 +45,30 @@ def add_problem_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+def add_objective_module_argument(p) -> None:
+    """``--objective-module path.py:Name`` (issue #17): a user-defined family in place of ``--objective``."""
+    p.add_argument("--objective-module", default=None, metavar="FILE.py:CLASS",
+                   help="a user-defined objective family in one file (path/to/file.py:ClassName or "
+                        "module.path:ClassName), in place of --objective; see README 'Add your own objective'")
+
+
+def load_user_family(args):
+    """Load and validate ``--objective-module`` (None when absent); sets ``args.objective`` to its name."""
+    if not getattr(args, "objective_module", None):
+        return None
+    if getattr(args, "_user_family", None) is None:
+        from dagsim.objectives.user import load_objective_module
+
+        args._user_family = load_objective_module(args.objective_module, params={
+            "tau": getattr(args, "tau", None), "order": getattr(args, "order", None)})
+    args.objective = args._user_family.name
+    return args._user_family
+
+
 def _problem(args):
     from dagsim.problem import build_problem
 
+    load_user_family(args)
     model = load_model_file(args.file)
     return build_problem(model, args.objective, beta=args.beta, tau=args.tau, order=args.order,
                          consensus=args.consensus)
@@ -63,13 +86,22 @@ def _solve(p: argparse.ArgumentParser):
 
     def run(args) -> int:
         prob = _problem(args)
+        family = load_user_family(args)
+        user_extra = None
+        if family is not None and args.method != "trace":
+            from dagsim.plugins import solve_user
+
+            sol, user_extra = solve_user(prob, family, args.method)
+            if sol is None:  # not concave and no solver: the trace route
+                args.method = "trace"
         if args.method == "trace":
             out = _solve_trace(prob)
         else:
             from dagsim.solvers import solve_answer_level
 
-            sol = solve_answer_level(prob.objective, prob.nu0, prob.beta, constraints=prob.constraints,
-                                     method=args.method)
+            if user_extra is None:
+                sol = solve_answer_level(prob.objective, prob.nu0, prob.beta, constraints=prob.constraints,
+                                         method=args.method)
             out = {"value": float(sol.value), "method": sol.method, "kkt_residual": float(sol.kkt_residual),
                    "multipliers": [float(x) for x in np.asarray(sol.multipliers).tolist()],
                    "status": sol.status, "solver": sol.solver, "max_violation": float(sol.max_violation)}
@@ -81,6 +113,9 @@ def _solve(p: argparse.ArgumentParser):
                 out["consensus"] = _dist(prob.answers, q)
             else:
                 out["answer_distribution"] = _dist(prob.answers, sol.nu)
+        if family is not None:
+            out["objective_module"] = {"name": family.name, "source": args.objective_module,
+                                       **(user_extra or {"route": "trace", "why": "--method trace"})}
         if args.json:
             _print_json(out)
         else:
@@ -120,6 +155,15 @@ def _print_solution(prob, out: dict) -> None:
         print("multipliers λ:", ", ".join(f"{x:.6g}" for x in out["multipliers"]))
     if out.get("note"):
         print("note:", out["note"])
+    user = out.get("objective_module")
+    if user:
+        print(f"objective module {user['source']} (family {user['name']!r}): {user['why']}")
+        check = user.get("game_check")
+        if check and "max_abs_diff" in check:
+            print(f"game check (T1): mirror-ascent equilibrium, E4 = {check['exploitability']:.1e} after "
+                  f"{check['iterations']} iterations, max |Δν| = {check['max_abs_diff']:.2e}")
+        elif check:
+            print("game check (T1):", check["error"])
 
 
 @command("game", "run the Distributional Alignment Game's dynamics and report exploitability (E4)")
@@ -166,6 +210,8 @@ def _game(p: argparse.ArgumentParser):
             out["answer_distribution"] = _dist(prob.answers, run_.nus[0])
         if run_.multipliers is not None:
             out["multipliers"] = [float(x) for x in run_.multipliers]
+        if getattr(args, "objective_module", None):
+            out["objective_module"] = {"name": args.objective, "source": args.objective_module}
         if args.json:
             _print_json(out)
             return 0

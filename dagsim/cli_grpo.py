@@ -8,7 +8,7 @@ from dataclasses import fields
 
 from dagsim.cli import _print_json, _table, command, load_model_file
 from dagsim.cli_args import field_docs
-from dagsim.cli_game import _positive, parse_tau
+from dagsim.cli_game import _positive, add_objective_module_argument, parse_tau
 from dagsim.grpo.algorithms import ALGORITHMS
 from dagsim.grpo.simulator import (
     BASELINES,
@@ -32,6 +32,7 @@ def _simulate(p: argparse.ArgumentParser):
     p.add_argument("files", nargs="+", metavar="FILE", help="DAG or task files, one prompt each")
     p.add_argument("--algorithm", required=True, choices=list(ALGORITHMS), help=_field_help("algorithm"))
     p.add_argument("--objective", default=None, help=_field_help("objective"))
+    add_objective_module_argument(p)
     p.add_argument("--beta", type=_positive, default=d["beta"], help=_field_help("beta"))
     p.add_argument("--tau", type=parse_tau, default=d["tau"], help=_field_help("tau"))
     p.add_argument("--order", type=float, default=None, help=_field_help("order"))
@@ -65,6 +66,8 @@ def _simulate(p: argparse.ArgumentParser):
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     def run(args) -> int:
+        if args.objective_module:
+            return _run_user(args, run)
         cfg = SimulationConfig(
             algorithm=args.algorithm, objective=args.objective, beta=args.beta, tau=args.tau, order=args.order,
             consensus=args.consensus, mode=args.mode, group_size=args.group_size, estimator=args.estimator,
@@ -93,6 +96,8 @@ def _simulate(p: argparse.ArgumentParser):
                 out["answer_distribution"] = finals[0]["answer_distribution"]
             else:
                 out["answer_distribution"] = [f.get("answer_distribution") or f.get("views") for f in finals]
+            if getattr(args, "_user_report", None):
+                out["objective_module"] = args._user_report(result)
             _print_json(out)
             return 0
         keys = [k for k in ("distance_to_optimum", "exploitability", "answer_entropy", "accuracy") if k in last]
@@ -102,8 +107,76 @@ def _simulate(p: argparse.ArgumentParser):
         for i, f in enumerate(result.final):
             dist = f.get("answer_distribution") or f["views"][0]
             print(f"prompt {i}: " + ", ".join(f"{a}: {x:.3f}" for a, x in dist.items() if x >= 5e-4))
+        if getattr(args, "_user_report", None):
+            user = args._user_report(result)
+            print(f"objective module {user['source']} (family {user['name']!r}): group reward = "
+                  f"{user['group_reward_description']}")
+            if "effective_reward_bias_at_nu0" in user:
+                print("effective reward at ν0 vs ∇Φ(ν0) (T10), min_c max_z |ḡ_G − ∇Φ − c|: "
+                      f"{user['effective_reward_bias_at_nu0']:.3e}")
         if result.trajectory_path:
             print(f"trajectory written to {result.trajectory_path}")
         return 0
 
     return run
+
+
+def _run_user(args, run) -> int:
+    """``simulate --objective-module``: register the family's group reward, let the algorithm take it."""
+    from dagsim.cli_game import load_user_family
+    from dagsim.plugins import (
+        GROUP_DESCRIPTION,
+        PLUGIN_DESCRIPTION,
+        TABLE_DESCRIPTION,
+        algorithm_with,
+        register_group_reward,
+    )
+
+    if args.objective is not None:
+        from dagsim.errors import ValidationError
+
+        raise ValidationError("give --objective or --objective-module, not both")
+    family = load_user_family(args)
+    kind = register_group_reward(family)
+    spec = args.objective_module
+
+    def report(result) -> dict:
+        out = {"name": family.name, "source": spec, "group_reward": kind,
+               "group_reward_description": {"table": TABLE_DESCRIPTION, "group": GROUP_DESCRIPTION}.get(
+                   kind, PLUGIN_DESCRIPTION)}
+        bias = _effective_bias(result)
+        if bias is not None:
+            out["effective_reward_bias_at_nu0"] = bias
+        return out
+
+    args._user_report = report
+    args.objective_module = None  # the family is registered: run the ordinary path with its name
+    args.objective = family.name
+    try:
+        with algorithm_with(args.algorithm, family):
+            return run(args)
+    finally:
+        args.objective_module = spec
+
+
+def _effective_bias(result) -> float | None:
+    """min_c max_z |ḡ_G(z) − ∇Φ(ν0)(z) − c| for the first prompt (expected mode, one view): T10's bias."""
+    import numpy as np
+
+    from dagsim.grpo.effective import effective_reward
+    from dagsim.grpo.rewards import table_size_for
+
+    cfg = result.config
+    if cfg.mode != "expected" or not result.prompts or result.prompts[0].n_views != 1:
+        return None
+    prob = result.prompts[0].problem
+    nu0 = np.asarray(prob.nu0, dtype=np.float64)
+    obj = prob.objective
+    g_bar = effective_reward(cfg.objective, nu0, cfg.group_size, baseline=cfg.baseline, scale=cfg.scale,
+                             tau=obj.tau, task_reward=prob.reward, order=getattr(obj, "order", None),
+                             estimator=cfg.estimator,
+                             table_size=table_size_for(cfg.baseline, cfg.group_size, rloo_aware=cfg.rloo_aware))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = g_bar - np.asarray(obj.reward(nu0), dtype=np.float64)
+    d = d[nu0 > 0]
+    return float(0.5 * (d.max() - d.min()))

@@ -186,7 +186,7 @@ def _correct_answer(reward: np.ndarray) -> int | None:
 
 
 def prepare_prompt(model: ReasoningDAG | Task, cfg: SimulationConfig) -> PromptState:
-    from dagsim.solvers import solve_answer_level
+    from dagsim.plugins import solve_problem
 
     algo = get_algorithm(cfg.algorithm)
     multiview = isinstance(model, Task) and model.n_views > 1
@@ -204,7 +204,7 @@ def prepare_prompt(model: ReasoningDAG | Task, cfg: SimulationConfig) -> PromptS
                                 problem.answers, problem.reward, problem.views)
     if algo.name == "constrained-grpo" and not problem.constraints:
         raise DomainError("constrained-grpo needs a file with 'constraints'")
-    sol = solve_answer_level(problem.objective, problem.nu0, problem.beta, constraints=problem.constraints)
+    sol = solve_problem(problem)  # solve_answer_level, or a user family's route (--objective-module, #17)
     optimum = np.atleast_2d(sol.nu)
     logits = []
     for v in problem.views:
