@@ -20,6 +20,7 @@ from figures import (
     fig06_finite_group_grpo,
     fig07_complexity,
     fig09_constraints_frontier,
+    fig12_overlap_sweep,
 )
 
 #: Modules of the optional LLM figures, by number (8: training curves, 10: theory vs training,
@@ -35,6 +36,7 @@ FIGURES: dict[int, ModuleType] = {
     6: fig06_finite_group_grpo,
     7: fig07_complexity,
     9: fig09_constraints_frontier,
+    12: fig12_overlap_sweep,  # reads the committed results/llm_overlap_sweep.json only (issue 15)
 }
 
 #: Figures whose module exists but cannot be imported here: number → reason.
