@@ -32,6 +32,8 @@ def _positive(text: str) -> float:
 
 
 def add_problem_arguments(p: argparse.ArgumentParser) -> None:
+    from dagsim.objectives.consensus import CONSENSUS_KINDS
+
     p.add_argument("file", help="a dagsim/v1 DAG or dagsim-task/v1 task file")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--objective",
@@ -40,7 +42,7 @@ def add_problem_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beta", type=_positive, default=1.0, help="KL weight β > 0 (default 1)")
     p.add_argument("--tau", type=parse_tau, default=None, help="objective weight τ >= 0, or 'inf' (hard coherence)")
     p.add_argument("--order", type=float, default=None, help="Tsallis order α (> 0, != 1)")
-    p.add_argument("--consensus", choices=["arithmetic", "geometric", "majority"], default=None,
+    p.add_argument("--consensus", choices=list(CONSENSUS_KINDS), default=None,
                    help="consensus type of the multi-view objective")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -82,7 +84,9 @@ def _dist(answers, nu) -> dict:
 def _solve(p: argparse.ArgumentParser):
     add_problem_arguments(p)
     p.add_argument("--method", choices=["auto", "closed-form", "dual", "cvxpy", "trace"], default="auto",
-                   help="auto picks the closed form, else the fast dual solver; trace runs L-BFGS on edge logits")
+                   help="auto picks the closed form, else the fast exact solver; any other method runs exactly that "
+                        "method (dual: the family's exact algorithm, never the closed form; trace: L-BFGS on edge "
+                        "logits) or exits 2 saying why it does not apply")
 
     def run(args) -> int:
         prob = _problem(args)
@@ -110,7 +114,8 @@ def _solve(p: argparse.ArgumentParser):
             if prob.multiview:
                 out["views"] = [_dist(prob.answers, v) for v in sol.nu]
                 q = sol.consensus if sol.consensus is not None else prob.objective.target(sol.nu)
-                out["consensus"] = _dist(prob.answers, q)
+                if q is not None:  # pairwise coherence has no consensus target (no "consensus" key)
+                    out["consensus"] = _dist(prob.answers, q)
             else:
                 out["answer_distribution"] = _dist(prob.answers, sol.nu)
         if family is not None:
@@ -144,8 +149,9 @@ def _solve_trace(prob) -> dict:
 
 def _print_solution(prob, out: dict) -> None:
     if "views" in out:
-        cols = ["answer"] + [f"view {j}" for j in range(len(out["views"]))] + ["consensus"]
-        rows = [[a] + [f"{v[a]:.6f}" for v in out["views"]] + [f"{out['consensus'][a]:.6f}"] for a in prob.answers]
+        q = out.get("consensus")
+        cols = ["answer"] + [f"view {j}" for j in range(len(out["views"]))] + (["consensus"] if q else [])
+        rows = [[a] + [f"{v[a]:.6f}" for v in out["views"]] + ([f"{q[a]:.6f}"] if q else []) for a in prob.answers]
     else:
         cols = ["answer", "ν0", "ν*"]
         rows = [[a, f"{x0:.6f}", f"{out['answer_distribution'][a]:.6f}"] for a, x0 in zip(prob.answers, prob.nu0)]

@@ -14,26 +14,47 @@ from dagsim.dag import ReasoningDAG, Task
 from dagsim.errors import DomainError
 from dagsim.marginals import answer_marginal
 
-#: Objectives that take several views (a task file); the others take one DAG.
-MULTIVIEW_OBJECTIVES = ("consensus", "pairwise")
+
+def multiview_objectives() -> tuple[str, ...]:
+    """The registered families that take several views (a task file), read from their ``multiview`` flag."""
+    from dagsim.objectives import families_where
+
+    return families_where("multiview")
+
+
+#: The built-in multi-view families at import time (kept for callers; :func:`multiview_objectives` also sees
+#: families registered later).
+MULTIVIEW_OBJECTIVES = multiview_objectives()
 
 
 @dataclass(frozen=True)
 class AnswerProblem:
-    """Everything the answer-level solvers and the game need for one prompt."""
+    """Everything the answer-level solvers and the game need for one prompt: Φ, ν0, β, the constraints.
+
+    The solvers (``dagsim.solvers``) take one of these; :meth:`of` builds one from arrays alone (no DAG:
+    ``answers`` and ``views`` are then empty).
+    """
 
     objective: object
     nu0: np.ndarray  # (K,) single view or (m, K) multi-view
     beta: float
     weights: np.ndarray  # (m,)
-    constraints: tuple
-    answers: tuple[str, ...]
-    reward: np.ndarray  # (K,)
-    views: tuple[ReasoningDAG, ...]
+    constraints: tuple = ()
+    answers: tuple[str, ...] = ()
+    reward: np.ndarray | None = None  # (K,)
+    views: tuple[ReasoningDAG, ...] = ()
+
+    @classmethod
+    def of(cls, objective, nu0, beta, constraints=()) -> AnswerProblem:
+        """The answer-level instance (objective, ν0, β, constraints) without a DAG; nothing validated here
+        (the solvers validate once, see ``dagsim.solvers.common.checked``)."""
+        weights = getattr(objective, "weights", None)
+        return cls(objective, nu0, beta, np.ones(1) if weights is None else weights, tuple(constraints),
+                   reward=getattr(objective, "task_reward", None))
 
     @property
     def multiview(self) -> bool:
-        return self.nu0.ndim == 2
+        return np.ndim(self.nu0) == 2
 
     def game(self):
         from dagsim.game.payoff import AnswerGame
@@ -48,25 +69,28 @@ def build_problem(model: ReasoningDAG | Task, objective: str, *, beta: float, ta
     A task given to a single-view objective is an error (say which objectives take tasks); a single
     DAG given to a multi-view objective is treated as a one-view task.
     """
-    from dagsim.objectives import make_objective
+    from dagsim.objectives import family, family_parameters, make_objective
 
     if not (np.isfinite(beta) and beta > 0):
         raise DomainError(f"--beta must be a finite number > 0, got {beta!r}")
-    multiview = objective in MULTIVIEW_OBJECTIVES
+    try:
+        multiview = family(objective).multiview
+    except DomainError:
+        multiview = False  # unknown name: make_objective below says which families exist
     if isinstance(model, Task):
         if not multiview:
             if model.n_views == 1:
                 model = model.views[0].with_constraints(model.constraints)
             else:
                 raise DomainError(f"objective {objective!r} takes a single DAG, but the file is a task with "
-                                  f"{model.n_views} views; use one of {list(MULTIVIEW_OBJECTIVES)} or pass one view")
+                                  f"{model.n_views} views; use one of {list(multiview_objectives())} or pass one view")
     if multiview:
         task = model if isinstance(model, Task) else Task.from_views([model.with_reward(None)],
                                                                       reward=model.reward if model.has_reward else None)
         nu0 = np.stack([answer_marginal(v) for v in task.views])  # (m, K)
         kwargs = {"n_answers": task.n_answers, "reward": task.reward, "tau": tau, "weights": task.weights}
-        if objective == "consensus":
-            kwargs["consensus"] = consensus or "arithmetic"
+        if "consensus" in family_parameters(objective):
+            kwargs["consensus"] = consensus  # None: the family's default
         obj = make_objective(objective, **kwargs)
         return AnswerProblem(obj, nu0, beta, task.weights, tuple(task.constraints), task.answers, task.reward,
                              task.views)

@@ -19,14 +19,15 @@ def configure(p):
     p.add_argument("--only", nargs="+", type=int, metavar="N",
                    help="figure numbers to make (default: every registered figure)")
     p.add_argument("--quick", action="store_true",
-                   help="reduced instances and sweeps (all figures in under ~3 minutes on 2 cores; figures 8 "
-                        "and 10 are drawn from the committed results/ unless --rerun-llm)")
+                   help="reduced instances and sweeps (all figures in under ~3 minutes on 2 cores; figures 8, "
+                        "10 and 11 are drawn from the committed results/ unless --rerun-llm)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     p.add_argument("--seed", type=int, default=0, help="seed of each figure's numpy Generator")
     p.add_argument("--rerun-llm", action="store_true",
-                   help="figures 8 and 10 from fresh LLM runs (8: runs/llm/experiment, made there first by "
+                   help="figures 8, 10 and 11 from fresh LLM runs (8: runs/llm/experiment, made there first by "
                         "`dagsim llm experiment` if absent; 10: `python -m llm.theory` on runs/llm/base; with "
-                        "--quick their quick versions) instead of the committed results/ files")
+                        "--quick their quick versions; 11: `dagsim llm predict` on runs/llm/experiment) instead "
+                        "of the committed results/ files")
 
     def run(args) -> int:
         from figures.registry import FIGURES, LLM_FIGURE_MODULES, UNAVAILABLE

@@ -3,9 +3,12 @@ accuracy, maj@k and pass@k of every algorithm, and the training curves (accuracy
 completions and the group's answer entropy per step), where a self-reward that collapses shows up as
 entropy falling without accuracy rising.
 
-Data: by default the committed ``results/llm_experiment.json`` (the held-out table of the full experiment)
-and ``results/llm_training_curves.json`` (the per-step curves of the same runs; without it the right panels
-show each run's last-5-step training accuracy and held-out answer entropy instead). An experiment folder
+Data: by default the committed ``results/llm_experiment_seeds.json`` (the main rows of the full experiment
+over 3 training seeds, issue 15: bars are the means over seeds, error bars the 95 % t-intervals over seeds)
+and ``results/llm_training_curves_seeds.json`` (the per-step curves of the same runs, averaged over seeds);
+without the seeds file, ``results/llm_experiment.json`` (one seed, every algorithm) and
+``results/llm_training_curves.json``. Without curves the right panels show each run's last-5-step training
+accuracy and held-out answer entropy instead. An experiment folder
 instead -- ``experiment=`` (the demo's), ``$ALFT_LLM_EXPERIMENT``, or ``rerun=True`` (``dagsim figures
 --rerun-llm``: ``runs/llm/experiment``, run there first with ``dagsim llm experiment [--quick]`` when it
 holds no ``results.json``) -- reads the table and each run's ``metrics.jsonl`` from that folder.
@@ -29,6 +32,55 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "results" / "llm_experiment.json"
 #: Per-step curves of the runs of :data:`RESULTS` (each run's metrics.jsonl).
 CURVES = REPO / "results" / "llm_training_curves.json"
+#: The multi-seed experiment (``--seeds 0,1,2``, issue 15) and its seed-mean curves: the default when present.
+RESULTS_SEEDS = REPO / "results" / "llm_experiment_seeds.json"
+CURVES_SEEDS = REPO / "results" / "llm_training_curves_seeds.json"
+#: Metrics drawn with error bars (the 95 % t half-width over seeds, ``<metric>_ci95``).
+ERROR_METRICS = ("mean_accuracy", "maj_at_k", "pass_at_k", "answer_entropy")
+
+
+def seed_rows(payload: dict) -> list[dict]:
+    """One row per algorithm of a multi-seed results payload (its ``summary``): the mean over seeds of each
+    metric, ``<metric>_ci95`` (t half-width over seeds, 0 with one seed) and ``<metric>_bootstrap`` (the
+    problem-bootstrap interval of the seed-mean), ``n_seeds``, and the seed-mean of the rows' other numbers."""
+    by_name = {r["algorithm"]: r for r in payload["rows"]}
+    rows = []
+    for entry in payload["summary"]:
+        group = [by_name[n] for n in entry["rows"]]
+        row = {"algorithm": entry["algorithm"], "n_seeds": len(group)}
+        for key in ("greedy_accuracy", "steps", "train_accuracy_last5"):
+            if all(key in r for r in group):
+                row[key] = float(np.mean([r[key] for r in group]))
+        for m, item in entry["metrics"].items():
+            row[m] = item["seeds"]["mean"]
+            row[f"{m}_ci95"] = item["seeds"]["half_width"] or 0.0
+            if "bootstrap" in item:
+                row[f"{m}_bootstrap"] = [item["bootstrap"]["low"], item["bootstrap"]["high"]]
+        rows.append(row)
+    return rows
+
+
+def seed_mean_curves(exp: Path, payload: dict) -> dict:
+    """Per algorithm of a multi-seed experiment folder: each step's mean over seeds of the runs' metrics.jsonl
+    (training accuracy, group answer entropy); algorithms with a missing curve are left out."""
+    curves = {}
+    for entry in payload["summary"]:
+        hists = []
+        for name in entry["rows"]:
+            path = _run_dir(exp, name) / "metrics.jsonl"
+            if name == "base" or not path.is_file():
+                break
+            hists.append([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+        else:
+            if hists and len({len(h) for h in hists}) == 1:
+                curves[entry["algorithm"]] = {
+                    "step": [h["step"] for h in hists[0]],
+                    "train_accuracy": np.mean([[h.get("train_accuracy", np.nan) for h in x] for x in hists],
+                                              axis=0).tolist(),
+                    "answer_entropy": np.mean([[h["answer_entropy"] for h in x] for x in hists], axis=0).tolist(),
+                    "n_seeds": len(hists),
+                }
+    return curves
 
 
 def _run_dir(exp: Path, name: str) -> Path:
@@ -38,6 +90,8 @@ def _run_dir(exp: Path, name: str) -> Path:
 
 
 def _from_results(path: Path) -> dict:
+    if path == RESULTS and RESULTS_SEEDS.is_file():
+        return _from_seed_results(RESULTS_SEEDS)
     if not path.is_file():
         raise DomainError(f"figure 8: {path} not found (a source checkout has it; or pass --rerun-llm to draw "
                           "it from `dagsim llm experiment`)")
@@ -57,6 +111,24 @@ def _from_results(path: Path) -> dict:
         curves = {name: c for name, c in saved.items() if name in names}
     return {"experiment": _shown(path), "curves_source": _shown(CURVES) if curves else None, "k": k,
             "rows": rows, "curves": curves}
+
+
+def _from_seed_results(path: Path) -> dict:
+    try:
+        payload = json.loads(path.read_text())
+        rows = seed_rows(payload)
+    except (ValueError, KeyError) as exc:
+        raise DomainError(f"figure 8: {path} is not a multi-seed experiment result ({exc})") from None
+    curves = {}
+    if CURVES_SEEDS.is_file():
+        try:
+            saved = json.loads(CURVES_SEEDS.read_text())["curves"]
+        except (ValueError, KeyError) as exc:
+            raise DomainError(f"figure 8: {CURVES_SEEDS} is not a curves file ({exc})") from None
+        curves = {r["algorithm"]: saved[r["algorithm"]] for r in rows if r["algorithm"] in saved}
+    return {"experiment": _shown(path), "curves_source": _shown(CURVES_SEEDS) if curves else None,
+            "k": payload.get("config", {}).get("eval_k", 8), "rows": rows, "curves": curves,
+            "seeds": payload.get("config", {}).get("seeds", "")}
 
 
 def _shown(path: Path) -> str:
@@ -88,6 +160,10 @@ def compute(quick: bool = False, seed: int = 0, experiment: str | os.PathLike | 
         raise DomainError(f"figure 8 needs an LLM experiment: {results} not found "
                           "(run `dagsim llm experiment --out runs/llm/experiment` first)")
     payload = json.loads(results.read_text())
+    if "summary" in payload:  # a multi-seed experiment folder: one bar per algorithm, with error bars
+        return {"experiment": str(exp), "k": payload.get("config", {}).get("eval_k", 8),
+                "rows": seed_rows(payload), "curves": seed_mean_curves(exp, payload),
+                "seeds": payload.get("config", {}).get("seeds", "")}
     rows = payload["rows"]
     curves = {}
     for row in rows:
@@ -130,14 +206,17 @@ def plot(data: dict):
     x = np.arange(len(rows))
     for i, (key, label, hatch) in enumerate((("mean_accuracy", "mean sampled acc", ""),
                                               ("maj_at_k", f"maj@{k}", "//"), ("pass_at_k", f"pass@{k}", ".."))):
+        errors = [r[f"{key}_ci95"] for r in rows] if all(f"{key}_ci95" in r for r in rows) else None
         ax.bar(x + (i - 1) * 0.27, [r[key] for r in rows], width=0.27, label=label, hatch=hatch,
                color=[_base_color(n, j) for j, n in enumerate(names)], alpha=[1.0, 0.6, 0.35][i],
-               edgecolor="white")
+               edgecolor="white", yerr=errors, error_kw={"elinewidth": 1, "capsize": 2, "ecolor": "black"})
     base = next(r for r in rows if r["algorithm"] == "base")
     ax.axhline(base["mean_accuracy"], color="grey", ls="--", lw=1, label="base mean acc")
     ax.set_xticks(x, names, rotation=35, ha="right", fontsize=7)
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel(f"held-out accuracy ({len(rows)} models)")
+    n_seeds = max((r.get("n_seeds", 1) for r in rows), default=1)
+    ax.set_ylabel(f"held-out accuracy ({len(rows)} models)" if n_seeds == 1 else
+                  f"held-out accuracy, mean of {n_seeds} seeds ± 95 % t-interval")
     best = max((r for r in rows if r["algorithm"] != "base"), key=lambda r: r["mean_accuracy"], default=base)
     ax.set_title(f"Held-out: base {base['mean_accuracy']:.2f} → up to {best['mean_accuracy']:.2f} mean accuracy")
     ax.legend(fontsize=7, loc="lower right")
@@ -185,7 +264,9 @@ def _plot_summaries(ax_acc, ax_ent, rows, base) -> None:
     ax_acc.set_ylabel("sampled accuracy, training prompts")
     ax_acc.set_title("Training accuracy, last 5 GRPO steps")
     ax_acc.legend(fontsize=7, loc="lower right")
-    ax_ent.bar(x, [r["answer_entropy"] for r in trained], color=cols, edgecolor="white")
+    ax_ent.bar(x, [r["answer_entropy"] for r in trained], color=cols, edgecolor="white",
+               yerr=[r["answer_entropy_ci95"] for r in trained] if all("answer_entropy_ci95" in r for r in trained)
+               else None)
     ax_ent.axhline(base["answer_entropy"], color="grey", ls="--", lw=1, label="base model")
     ax_ent.set_xticks(x, names, rotation=35, ha="right", fontsize=7)
     ax_ent.set_ylabel("answer entropy per held-out prompt, nats")
@@ -199,7 +280,28 @@ def make(out_dir, quick: bool = False, seed: int = 0, experiment: str | os.PathL
     return save(plot(data), out_dir, NAME, data)
 
 
+def write_seed_curves(exp: str | os.PathLike, out: str | os.PathLike) -> dict:
+    """Write the seed-mean curves of the multi-seed experiment folder ``exp`` (:func:`seed_mean_curves`) to
+    ``out`` (the committed ``results/llm_training_curves_seeds.json``), atomically."""
+    exp = Path(exp)
+    payload = json.loads((exp / "results.json").read_text())
+    curves = seed_mean_curves(exp, payload)
+    data = {"about": "Per-step training curves of the multi-seed experiment results/llm_experiment_seeds.json: "
+            "per algorithm, each step's mean over its seeds of the runs' metrics.jsonl (sampled accuracy on the "
+            "training prompts, answer entropy of a group); written by `python -m figures.fig08_llm_training "
+            "--seed-curves EXPERIMENT_DIR OUT`.", "experiment": "results/llm_experiment_seeds.json",
+            "curves": curves}
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, out)
+    return data
+
+
 if __name__ == "__main__":
     import sys
 
-    print(make(sys.argv[1] if len(sys.argv) > 1 else "figures/out"))
+    if len(sys.argv) == 4 and sys.argv[1] == "--seed-curves":
+        print(sorted(write_seed_curves(sys.argv[2], sys.argv[3])["curves"]))
+    else:
+        print(make(sys.argv[1] if len(sys.argv) > 1 else "figures/out"))

@@ -20,10 +20,12 @@ from figures import (
     fig06_finite_group_grpo,
     fig07_complexity,
     fig09_constraints_frontier,
+    fig12_overlap_sweep,
 )
 
-#: Modules of the optional LLM figures (8: training curves, 10: theory vs training), by number.
-LLM_FIGURE_MODULES = {8: "fig08_llm_training", 10: "fig10_theory_vs_training"}
+#: Modules of the optional LLM figures, by number (8: training curves, 10: theory vs training,
+#: 11: predicted vs measured).
+LLM_FIGURE_MODULES = {8: "fig08_llm_training", 10: "fig10_theory_vs_training", 11: "fig11_llm_prediction"}
 
 FIGURES: dict[int, ModuleType] = {
     1: fig01_equilibrium_equals_optimum,
@@ -34,6 +36,7 @@ FIGURES: dict[int, ModuleType] = {
     6: fig06_finite_group_grpo,
     7: fig07_complexity,
     9: fig09_constraints_frontier,
+    12: fig12_overlap_sweep,  # reads the committed results/llm_overlap_sweep.json only (issue 15)
 }
 
 #: Figures whose module exists but cannot be imported here: number → reason.

@@ -145,6 +145,11 @@ def _parser() -> argparse.ArgumentParser:
                    "(dagsim llm marginals --help)", add_help=False)
     x = sub.add_parser("experiment", help="pretrain + every algorithm at matched compute; table and plots")
     add_dataclass_args(x, ExperimentConfig)
+    from llm.predict_outcome import PredictConfig
+
+    pr = sub.add_parser("predict", help="predict each algorithm's held-out accuracy from the base model alone "
+                        "(certified ν0 + dagsim's optimum of its game) and compare with a finished experiment")
+    add_dataclass_args(pr, PredictConfig)
     return parser
 
 
@@ -299,6 +304,17 @@ def _cmd_experiment(args) -> int:
     return 0
 
 
+def _cmd_predict(args) -> int:
+    from llm.predict_outcome import PredictConfig, markdown, run, write_results
+
+    config = build_dataclass(PredictConfig, args)
+    results = run(config)
+    paths = write_results(results, config.out, config.stem)
+    print(markdown(results))
+    print(json.dumps(paths))
+    return 0
+
+
 COMMANDS = {
     "pretrain": _cmd_pretrain,
     "sft": _cmd_sft,
@@ -306,6 +322,7 @@ COMMANDS = {
     "evaluate": _cmd_evaluate,
     "experiment": _cmd_experiment,
     "export-data": _cmd_export_data,
+    "predict": _cmd_predict,
 }
 
 

@@ -120,16 +120,52 @@ def cross_view_agreement(plurality_per_view: Sequence[Sequence[str]]) -> float:
     return float(np.mean(fractions)) if fractions else float("nan")
 
 
+def misread_flags(
+    problems: Sequence[Problem], truths: Sequence[str]
+) -> tuple[list[str | None], list[bool]]:
+    """Per (problem, view) prompt, problem-major: the view's misread answer (None without one) and whether
+    the prompt is a *misread prompt* (its view misreads the problem to an answer other than the truth)."""
+    from llm.tasks import misconception_answer
+
+    traps = [misconception_answer(p, v) if p.operands else None for p in problems for v in range(p.n_views)]
+    hit = [t is not None and t != truth for t, truth in zip(traps, truths, strict=True)]
+    return traps, hit
+
+
+def per_prompt_records(
+    problems: Sequence[Problem],
+    sampled: Sequence[Sequence[str | None]],
+    greedy: Sequence[str | None],
+    truths: Sequence[str],
+) -> list[dict]:
+    """One record per (problem, view) prompt, problem-major (the order of ``sampled``): its id, view, truth,
+    the k sampled answer keys (None = no answer), the greedy answer, the fraction correct, and whether it is
+    a misread prompt (:func:`misread_flags`) with the misread answer. The per-prompt metrics of
+    :func:`answer_metrics` can be recomputed from it (issue 15: bootstrap over problems)."""
+    traps, hit = misread_flags(problems, truths)
+    keys = [(p.problem_id, v) for p in problems for v in range(p.n_views)]
+    return [
+        {
+            "problem_id": pid,
+            "view": v,
+            "truth": truth,
+            "answers": list(s),
+            "greedy": g,
+            "accuracy": float(np.mean([a == truth for a in s])),
+            "misread": bool(h),
+            "misread_answer": t if h else None,
+        }
+        for (pid, v), s, g, truth, t, h in zip(keys, sampled, greedy, truths, traps, hit, strict=True)
+    ]
+
+
 def misconception_breakdown(
     problems: Sequence[Problem], sampled: Sequence[Sequence[str | None]], truths: Sequence[str]
 ) -> dict[str, float]:
     """Mean accuracy on the (problem, view) prompts whose view has a systematic misreading of the problem
     (:func:`llm.tasks.misconception_answer`, embedded task only) vs the other prompts, and how often the
     misread answer itself is sampled there. ``sampled`` is ordered problem-major, then view. {} if none."""
-    from llm.tasks import misconception_answer
-
-    traps = [misconception_answer(p, v) if p.operands else None for p in problems for v in range(p.n_views)]
-    hit = [t is not None and t != truth for t, truth in zip(traps, truths, strict=True)]
+    traps, hit = misread_flags(problems, truths)
     if not any(hit):
         return {}
     acc = [np.mean([a == truth for a in s]) for s, truth in zip(sampled, truths, strict=True)]
@@ -146,13 +182,14 @@ def misconception_breakdown(
 
 def evaluate(
     model, tokenizer, problems: Sequence[Problem], config: EvalConfig = EvalConfig(), progress=False,
-    *, answer_parser=None,
+    *, answer_parser=None, per_prompt: bool = False,
 ):
     """Evaluate ``model`` on every view of ``problems`` (which must have ground-truth answers).
 
     Answers are read by ``answer_parser`` (a callable), else ``config.answer_parser``, else the task's default;
     each prompt's answers are merged into equivalence classes with its ground truth
-    (:func:`llm.answers.canonical_group`), so symbolic answers equal to the truth count as correct."""
+    (:func:`llm.answers.canonical_group`), so symbolic answers equal to the truth count as correct.
+    ``per_prompt``: also return ``metrics["per_prompt"]`` (:func:`per_prompt_records`)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -218,4 +255,6 @@ def evaluate(
     metrics["n_answer_timeouts"] = answer_timeouts() - timeouts_before
     metrics["k"] = config.k
     metrics["n_prompts"] = len(prompts)
+    if per_prompt:
+        metrics["per_prompt"] = per_prompt_records(problems, sampled, greedy, truths)
     return metrics

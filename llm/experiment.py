@@ -3,7 +3,13 @@
 Matched compute: every algorithm runs the same number of steps with the same problems per step, views,
 group size G, completion length and learning rate, from the same base checkpoint and seed. Outputs in
 ``out/``: ``results.json`` (one row per algorithm plus the base model), ``results.md`` (a table),
-``accuracy.png`` (held-out metrics per algorithm) and ``curves.png`` (training accuracy/entropy per step).
+``accuracy.png`` (held-out metrics per algorithm) and ``curves.png`` (training accuracy/entropy per step),
+``per_prompt.json`` (every row's sampled answers per held-out prompt, :func:`llm.evaluate.per_prompt_records`).
+
+``seeds="0,1,2"`` (``--seeds``, issue 15) trains every algorithm once per seed from one base model (rows
+``NAME@seedS``, each reused by ``--resume`` through its own fingerprint), evaluates all of them on the same
+prompts with the same evaluation seed, and adds ``summary`` (t-intervals over seeds, problem bootstrap;
+:mod:`llm.intervals`) and ``gap_to_gt`` to ``results.json`` and their tables to ``results.md``.
 """
 
 from __future__ import annotations
@@ -95,11 +101,23 @@ class ExperimentConfig:
     reevaluate: bool = False
     """No training: evaluate the finished models in --out again (same seeds) and rewrite results.json with
     the current metrics (e.g. after new ones were added); values that changed are listed per row."""
+    # --- issue 15: error bars over training seeds, misreading overlap
+    seeds: str = ""
+    """Comma-separated training seeds, e.g. 0,1,2: every algorithm is trained once per seed (rows NAME@seedS)
+    from the same base model (pretrained with --seed) and evaluated on the same held-out prompts with the
+    same evaluation seed (--seed + 1); results add mean +- 95 % intervals over seeds and a bootstrap over
+    held-out problems. Empty = --seed alone; a single value S = --seed S."""
+    misconception_overlap: float = 0.0
+    """Task of a base model pretrained here: fraction of problems whose misreading the views share
+    (0 = disjoint, 1 = identical; llm.tasks.ArithmeticTaskConfig.misconception_overlap)."""
 
     def resolved(self) -> ExperimentConfig:
         q = self.quick
+        seeds = parse_seeds(self.seeds)
         return dataclasses.replace(
             self,
+            seed=seeds[0] if len(seeds) == 1 else self.seed,
+            seeds=",".join(map(str, seeds)) if len(seeds) > 1 else "",
             pretrain_steps=self.pretrain_steps or (250 if q else 1500),
             steps=self.steps or (8 if q else 40),
             eval_max_problems=self.eval_max_problems or (30 if q else 0),
@@ -114,6 +132,11 @@ class ExperimentConfig:
                 raise ValidationError(f"experiment.{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValidationError(f"experiment.lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.misconception_overlap <= 1.0:
+            raise ValidationError(
+                f"experiment.misconception_overlap must be in [0, 1], got {self.misconception_overlap}"
+            )
+        parse_seeds(self.seeds)
         if self.base_model and not Path(self.base_model).is_dir():
             raise ValidationError(f"experiment.base_model: no checkpoint directory at {self.base_model}")
 
@@ -122,6 +145,11 @@ class ExperimentConfig:
 
         wanted = self.workers or (os.cpu_count() or 1)
         return max(1, min(wanted, n_variants))
+
+    def train_seeds(self) -> tuple[int, ...] | None:
+        """The training seeds of a multi-seed run (None: a single-seed run with ``seed``)."""
+        seeds = parse_seeds(self.seeds)
+        return seeds if len(seeds) > 1 else None
 
     def variants(self) -> list[tuple[str, dict]]:
         names = [n.strip() for n in self.algorithms.split(",") if n.strip()] or (
@@ -132,6 +160,36 @@ class ExperimentConfig:
         if unknown:
             raise ValidationError(f"experiment.algorithms: unknown {unknown}; choose from {list(table)}")
         return [(n, table[n]) for n in names]
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"0,1,2"`` -> ``(0, 1, 2)`` (``""`` -> ``()``); non-integers, negatives and repeats are errors."""
+    if not text.strip():
+        return ()
+    seeds = []
+    for item in text.split(","):
+        item = item.strip()
+        try:
+            seed = int(item)
+        except ValueError:
+            raise ValidationError(f"experiment.seeds: {item!r} is not an integer (expected e.g. 0,1,2)") from None
+        if seed < 0:
+            raise ValidationError(f"experiment.seeds: seeds must be >= 0, got {seed}")
+        if seed in seeds:
+            raise ValidationError(f"experiment.seeds: seed {seed} is repeated")
+        seeds.append(seed)
+    return tuple(seeds)
+
+
+def seed_row_name(name: str, seed: int) -> str:
+    """Row name of algorithm ``name`` trained with ``seed`` in a multi-seed run."""
+    return f"{name}@seed{seed}"
+
+
+def split_row_name(row_name: str) -> tuple[str, int | None]:
+    """Inverse of :func:`seed_row_name`: ``("gt-grpo", 1)`` for ``"gt-grpo@seed1"``, seed None without one."""
+    name, sep, seed = row_name.rpartition("@seed")
+    return (name, int(seed)) if sep and seed.isdigit() else (row_name, None)
 
 
 def run_dir(out: str | Path, name: str) -> Path:
@@ -213,7 +271,7 @@ def run_experiment(config: ExperimentConfig) -> dict:
     from llm.evaluate import EvalConfig, evaluate
     from llm.model import load_model
     from llm.pretrain import PretrainConfig, pretrain
-    from llm.tasks import split_problems, task_config_of
+    from llm.tasks import ArithmeticTaskConfig, split_problems, task_config_of
 
     config = config.resolved()
     config.validate()
@@ -233,18 +291,35 @@ def run_experiment(config: ExperimentConfig) -> dict:
         base_dir = out / "base"
         summary = pretrain(
             PretrainConfig(
-                out=str(base_dir), steps=config.pretrain_steps, seed=config.seed, progress=config.progress
+                out=str(base_dir), steps=config.pretrain_steps, seed=config.seed, progress=config.progress,
+                task=ArithmeticTaskConfig(misconception_overlap=config.misconception_overlap),
             )
         )
         pretrain_seconds = summary["seconds"]
-    held_out = split_problems(task_config_of(base_dir))[1]
+    task = task_config_of(base_dir)
+    if config.misconception_overlap and config.misconception_overlap != task.misconception_overlap:
+        raise ValidationError(
+            f"experiment.misconception_overlap {config.misconception_overlap} differs from the base model's task "
+            f"({base_dir / 'task.json'}: {task.misconception_overlap})"
+        )
+    held_out = split_problems(task)[1]
     eval_cfg = EvalConfig(k=config.eval_k, max_problems=config.eval_max_problems, seed=config.seed + 1)
 
     model, tok = load_model(base_dir)
-    rows = [_row("base", evaluate(model, tok, held_out, eval_cfg), 0, pretrain_seconds)]
+    base_metrics = evaluate(model, tok, held_out, eval_cfg, per_prompt=True)
+    per_prompt = {"base": base_metrics.pop("per_prompt")}
+    rows = [_row("base", base_metrics, 0, pretrain_seconds)]
     del model
-    _write(out, rows, config, time.perf_counter() - t_total)
-    jobs = [_variant_job(config, base_dir, out, name, overrides) for name, overrides in variants]
+    _write(out, rows, config, time.perf_counter() - t_total, per_prompt=per_prompt)
+    seeds = config.train_seeds()
+    if seeds is None:
+        jobs = [_variant_job(config, base_dir, out, name, overrides) for name, overrides in variants]
+    else:
+        jobs = [
+            _variant_job(config, base_dir, out, seed_row_name(name, s), overrides, seed=s)
+            for s in seeds
+            for name, overrides in variants
+        ]
     done: dict[str, dict] = {}
     if config.resume:
         for job in jobs:
@@ -257,7 +332,8 @@ def run_experiment(config: ExperimentConfig) -> dict:
     def finished(result: dict) -> None:
         done[result["row"]["algorithm"]] = result
         ordered = [done[j["name"]]["row"] for j in jobs if j["name"] in done]
-        _write(out, rows + ordered, config, time.perf_counter() - t_total)
+        partial = {**per_prompt, **{j["name"]: done[j["name"]].get("per_prompt") for j in jobs if j["name"] in done}}
+        _write(out, rows + ordered, config, time.perf_counter() - t_total, per_prompt=partial)
 
     if workers == 1:
         for job in todo:
@@ -266,8 +342,20 @@ def run_experiment(config: ExperimentConfig) -> dict:
         _run_parallel(todo, held_out, eval_cfg, workers, finished, config.progress)
     rows += [done[j["name"]]["row"] for j in jobs]
     histories = {j["name"]: done[j["name"]]["history"] for j in jobs}
+    per_prompt.update({j["name"]: done[j["name"]].get("per_prompt") for j in jobs})
     table = markdown_table(rows, config.eval_k)
-    _write(out, rows, config, time.perf_counter() - t_total)
+    summary = None
+    if seeds is not None:
+        import numpy as np
+
+        from llm.intervals import gap_fractions, gap_table, seed_summary, split_table, summary_table
+
+        summary = seed_summary(rows, per_prompt, np.random.default_rng(config.seed))  # bootstrap seed = --seed
+        table += "\n\n" + summary_table(summary, config.eval_k) + "\n\n" + split_table(summary)
+    gaps = gap_fractions(rows) if seeds is not None else None
+    if gaps:
+        table += "\n\n" + gap_table(gaps)
+    _write(out, rows, config, time.perf_counter() - t_total, per_prompt=per_prompt, summary=summary, gaps=gaps)
     plot_results(rows, histories, out, config.eval_k)
     return {"rows": rows, "table": table}
 
@@ -280,7 +368,7 @@ def _evaluate_dir(model_dir: str, held_out, eval_cfg) -> dict:
 
     torch.set_num_threads(1)
     model, tok = load_model(model_dir)
-    return evaluate(model, tok, held_out, eval_cfg)
+    return evaluate(model, tok, held_out, eval_cfg, per_prompt=True)
 
 
 def reevaluate(config: ExperimentConfig) -> dict:
@@ -309,6 +397,7 @@ def reevaluate(config: ExperimentConfig) -> dict:
     with ProcessPoolExecutor(max_workers=config.n_workers(len(dirs)), mp_context=mp.get_context("spawn")) as pool:
         futures = {n: pool.submit(_evaluate_dir, d, held_out, eval_cfg) for n, d in dirs.items()}
         metrics = {n: f.result() for n, f in futures.items()}
+    per_prompt = {n: m.pop("per_prompt") for n, m in metrics.items()}
     rows = []
     for old in payload["rows"]:
         new = {**old, **_row(old["algorithm"], metrics[old["algorithm"]], old["steps"], old["seconds"])}
@@ -318,13 +407,29 @@ def reevaluate(config: ExperimentConfig) -> dict:
     from llm.model import atomic_write_text
 
     payload["rows"] = rows
+    table = markdown_table(rows, config.eval_k)
+    if "summary" in payload:  # a multi-seed run: its intervals from the new per-prompt answers
+        import numpy as np
+
+        from llm.intervals import gap_fractions, gap_table, seed_summary, split_table, summary_table
+
+        payload["summary"] = seed_summary(rows, per_prompt, np.random.default_rng(config.seed))
+        summary = payload["summary"]
+        table += "\n\n" + summary_table(summary, config.eval_k) + "\n\n" + split_table(summary)
+        if "gap_to_gt" in payload:
+            payload["gap_to_gt"] = gap_fractions(rows)
+            table += "\n\n" + gap_table(payload["gap_to_gt"])
+    atomic_write_text(out / "per_prompt.json", json.dumps(per_prompt))
     atomic_write_text(out / "results.json", json.dumps(payload, indent=2))
-    atomic_write_text(out / "results.md", markdown_table(rows, config.eval_k) + "\n")
-    return {"rows": rows, "table": markdown_table(rows, config.eval_k)}
+    atomic_write_text(out / "results.md", table + "\n")
+    return {"rows": rows, "table": table}
 
 
-def _variant_job(config: ExperimentConfig, base_dir: Path, out: Path, name: str, overrides: dict) -> dict:
-    """A picklable description of one algorithm's run (trained and evaluated by :func:`run_variant`)."""
+def _variant_job(
+    config: ExperimentConfig, base_dir: Path, out: Path, name: str, overrides: dict, seed: int | None = None
+) -> dict:
+    """A picklable description of one algorithm's run (trained and evaluated by :func:`run_variant`);
+    ``seed``: its training seed (default: the experiment's)."""
     folder = run_dir(out, name)
     train = dict(
         model=str(base_dir),
@@ -333,7 +438,7 @@ def _variant_job(config: ExperimentConfig, base_dir: Path, out: Path, name: str,
         prompts_per_step=config.prompts_per_step,
         group_size=config.group_size,
         lr=config.lr,
-        seed=config.seed,
+        seed=config.seed if seed is None else seed,
         progress=config.progress,
         overwrite=True,  # the experiment decides reuse itself (``--resume`` + fingerprint); a rerun starts afresh
         **overrides,
@@ -348,6 +453,8 @@ def _finished_pretraining(base_dir: Path, config: ExperimentConfig) -> float | N
     except (OSError, json.JSONDecodeError):
         return None
     same = summary["config"]["steps"] == config.pretrain_steps and summary["config"]["seed"] == config.seed
+    overlap = summary["config"].get("task", {}).get("misconception_overlap", 0.0)
+    same = same and overlap == config.misconception_overlap
     return float(summary["seconds"]) if same else None
 
 
@@ -390,15 +497,24 @@ def run_variant(job: dict, held_out, eval_cfg) -> dict:
     result = train(TrainConfig(**job["train"]))
     if result["interrupted"]:
         raise KeyboardInterrupt
-    metrics = evaluate(result["model"], result["tokenizer"], held_out, eval_cfg)
+    metrics = evaluate(result["model"], result["tokenizer"], held_out, eval_cfg, per_prompt=True)
+    per_prompt = metrics.pop("per_prompt")
     row = _row(job["name"], metrics, result["steps"], result["seconds"])
+    variant, seed = split_row_name(job["name"])
+    if seed is not None:
+        row.update(variant=variant, train_seed=seed)
     tail = result["history"][-5:]
     for key in ("constraint_value", "multiplier", "train_accuracy", "pseudo_label_accuracy"):
         if tail and key in tail[-1]:
             row[f"train_{key}_last5" if not key.startswith("train") else f"{key}_last5"] = float(
                 sum(h[key] for h in tail) / len(tail)
             )
-    payload = {"row": row, "history": result["history"], "fingerprint": _fingerprint(job, held_out, eval_cfg)}
+    payload = {
+        "row": row,
+        "history": result["history"],
+        "fingerprint": _fingerprint(job, held_out, eval_cfg),
+        "per_prompt": per_prompt,
+    }
     atomic_write_text(Path(job["run_dir"]) / "row.json", json.dumps(payload, indent=2))
     return payload
 
@@ -436,9 +552,25 @@ def _run_parallel(jobs: list[dict], held_out, eval_cfg, workers: int, finished, 
             bar.close()
 
 
-def _write(out: Path, rows: list[dict], config: ExperimentConfig, seconds: float) -> None:
+def _write(
+    out: Path, rows: list[dict], config: ExperimentConfig, seconds: float, per_prompt: dict | None = None,
+    summary: list[dict] | None = None, gaps: list[dict] | None = None,
+) -> None:
     from llm.model import atomic_write_text
 
     payload = {"config": dataclasses.asdict(config), "total_seconds": seconds, "rows": rows}
+    table = markdown_table(rows, config.eval_k)
+    if summary is not None:  # multi-seed run (issue 15): intervals over seeds and held-out problems
+        from llm.intervals import split_table, summary_table
+
+        payload["summary"] = summary
+        table += "\n\n" + summary_table(summary, config.eval_k) + "\n\n" + split_table(summary)
+    if gaps:
+        from llm.intervals import gap_table
+
+        payload["gap_to_gt"] = gaps
+        table += "\n\n" + gap_table(gaps)
+    if per_prompt is not None:  # every row's per-prompt answers (issue 15), beside results.json
+        atomic_write_text(out / "per_prompt.json", json.dumps(per_prompt))
     atomic_write_text(out / "results.json", json.dumps(payload, indent=2))
-    atomic_write_text(out / "results.md", markdown_table(rows, config.eval_k) + "\n")
+    atomic_write_text(out / "results.md", table + "\n")

@@ -22,7 +22,10 @@ rate 0.5 the misread answer is the *mode* of that view, so single-view self-cons
 sharpening) locks onto it, while the other views of the same problem do not share the error. The base
 model therefore learns an imperfect, diverse answer distribution whose *errors differ between views*
 while the correct answer is shared -- the setting where multi-view consensus (THEORY.md §4, E5) improves
-accuracy without labels and single-view self-consistency cannot.
+accuracy without labels and single-view self-consistency cannot. ``misconception_overlap`` moves the task
+towards the opposite case: a fraction f of the ``KINDS[0]`` problems is misread by every view in the same way
+(and each other view keeps its own misreading on only 1 - f of its kind), up to identical misreadings at
+f = 1, where the views' consensus has nothing left to correct (issue 15 §2).
 
 The ground-truth answer is used only for evaluation, the supervised pretraining and the ``gt-grpo``
 baseline. :func:`load_data` reads user data: JSONL (``{"question", "answer"}`` GSM8K-style,
@@ -92,6 +95,12 @@ class ArithmeticTaskConfig:
     misconception_rate: float = 0.6
     """Probability that view v's supervised trace misreads a problem of kind ``KINDS[v]`` (a systematic,
     view-specific wrong formula; 0 disables it)."""
+    # --- issue 15 §2: how much the views' misreadings overlap
+    misconception_overlap: float = 0.0
+    """Fraction f in [0, 1] of shared misreadings: every view v >= 1 also misreads a seeded fraction f of
+    the ``KINDS[0]`` problems exactly as view 0 does (same wrong answer) and keeps its own misreading on
+    only a fraction 1 - f of the ``KINDS[v]`` problems. 0 = disjoint (each view misreads its own kind),
+    1 = identical (all views misread the same problems the same way); see :func:`misreading_views`."""
 
     def validate(self) -> None:
         if not 1 <= self.n_views <= MAX_VIEWS:
@@ -106,6 +115,10 @@ class ArithmeticTaskConfig:
             raise ValidationError(f"task.step_noise must be in [0, 1), got {self.step_noise}")
         if not 0.0 <= self.misconception_rate <= 1.0:
             raise ValidationError(f"task.misconception_rate must be in [0, 1], got {self.misconception_rate}")
+        if not 0.0 <= self.misconception_overlap <= 1.0:
+            raise ValidationError(
+                f"task.misconception_overlap must be in [0, 1], got {self.misconception_overlap}"
+            )
 
 
 @dataclass(frozen=True)
@@ -123,6 +136,9 @@ class Problem:
     """User data: the reference completion (worked solution ending in its final answer), for SFT."""
     scorer: Callable[[str | None], float] | None = field(default=None, compare=False, repr=False)
     """Task reward of an answer key when the data brings its own (reasoning-gym's ``score_answer``)."""
+    misread_views: tuple[int, ...] | None = None
+    """Embedded task: the views that misread this problem (:func:`misconception`); None = the default
+    rule, view v misreads the problems of kind ``KINDS[v]`` (set by a ``misconception_overlap`` > 0)."""
 
     @property
     def n_views(self) -> int:
@@ -166,7 +182,43 @@ def all_problems(config: ArithmeticTaskConfig) -> list[Problem]:
                     problems.append(
                         Problem(f"{kind}-{a}-{b}-{c}", views, str(_answer_of(kind, a, b, c)), kind, (a, b, c))
                     )
+    if config.misconception_overlap > 0.0:
+        problems = [replace(p, misread_views=v) for p, v in zip(problems, misreading_views(problems, config))]
     return problems
+
+
+def misreading_views(problems: list[Problem], config: ArithmeticTaskConfig) -> list[tuple[int, ...]]:
+    """Which views misread each problem of :func:`all_problems` (canonical order) at overlap f.
+
+    View 0 misreads every ``KINDS[0]`` problem. A seeded choice (``default_rng((seed, 15))``: one permutation
+    of the ``KINDS[0]`` problems, then one per kind ``KINDS[v]``) picks ``round(f * n)`` of the ``KINDS[0]``
+    problems, misread by every view (the *shared* ones), and ``round(f * n_v)`` of the ``KINDS[v]`` problems
+    on which view v drops its own misreading. The choices are nested in f (a prefix of one permutation).
+    """
+    f = config.misconception_overlap
+    rng = np.random.default_rng((config.seed, 15))
+    by_kind = {k: [i for i, p in enumerate(problems) if p.kind == k] for k in KINDS}
+    shared = set(_first_fraction(by_kind[KINDS[0]], f, rng))
+    dropped = {k: set(_first_fraction(by_kind[k], f, rng)) for k in KINDS[1:]}
+    out = []
+    for i, p in enumerate(problems):
+        views = []
+        for v in range(p.n_views):
+            if v == 0:
+                misreads = p.kind == KINDS[0]
+            elif p.kind == KINDS[0]:
+                misreads = i in shared
+            else:
+                misreads = v < len(KINDS) and p.kind == KINDS[v] and i not in dropped[p.kind]
+            if misreads:
+                views.append(v)
+        out.append(tuple(views))
+    return out
+
+
+def _first_fraction(indices: list[int], fraction: float, rng: np.random.Generator) -> list[int]:
+    order = rng.permutation(len(indices))
+    return [indices[j] for j in order[: int(round(fraction * len(indices)))]]
 
 
 def task_config_of(model_dir: str | Path) -> ArithmeticTaskConfig:
@@ -210,10 +262,17 @@ def trace_styles(problem: Problem) -> list[list[tuple[int, str, int]]]:
 def misconception(problem: Problem, view: int) -> list[tuple[int, str, int]] | None:
     """View ``view``'s systematic misreading of ``problem`` (steps as in :func:`trace_styles`), or None.
 
-    View v misreads only problems of kind ``KINDS[v]``; the misread formula is a plausible reading error
-    of that view's template ("gives away c" added, "gets b more" counted once, "b eaten" counted once).
+    View v misreads only problems of kind ``KINDS[v]`` (with a ``misconception_overlap``: the views in
+    ``problem.misread_views``); the misread formula depends on the problem's kind only, a plausible reading
+    error ("gives away c" added, "gets b more" counted once, "b eaten" counted once), so views that misread
+    the same problem give the same wrong answer.
     """
-    if problem.kind not in KINDS or view >= len(KINDS) or KINDS[view] != problem.kind:
+    if problem.kind not in KINDS or view >= len(KINDS):
+        return None
+    if problem.misread_views is not None:
+        if view not in problem.misread_views:
+            return None
+    elif KINDS[view] != problem.kind:
         return None
     a, b, c = problem.operands
     if problem.kind == "add_sub":

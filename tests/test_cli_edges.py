@@ -154,7 +154,7 @@ def test_simulate_warns_when_the_algorithm_ignores_the_files_constraints(tmp_pat
 def test_figures_default_to_all_ten_and_draw_8_and_10_from_results_without_runs(tmp_path, monkeypatch, capsys):
     from figures.registry import FIGURES
 
-    assert sorted(FIGURES) == list(range(1, 11))
+    assert sorted(FIGURES) == list(range(1, 13))  # 11: predicted vs measured, 12: overlap sweep (issue 15)
     monkeypatch.chdir(tmp_path)  # no runs/ here, as on a fresh clone
     monkeypatch.delenv("ALFT_LLM_EXPERIMENT", raising=False)
     code, out, err = run(capsys, "figures", "--only", 8, 10, "--quick", "--out", tmp_path / "figs")
@@ -162,8 +162,10 @@ def test_figures_default_to_all_ten_and_draw_8_and_10_from_results_without_runs(
     assert "2 figure(s) written" in out and not (tmp_path / "runs").exists()
     fig8 = json.loads((tmp_path / "figs" / "fig08_llm_training.json").read_text())
     fig10 = json.loads((tmp_path / "figs" / "fig10_theory_vs_training.json").read_text())
-    assert fig8["experiment"] == "results/llm_experiment.json" and len(fig8["rows"]) == 12
-    assert fig8["curves_source"] == "results/llm_training_curves.json"
+    # the multi-seed main rows (issue 15): base + 7 algorithms, means over 3 seeds with error bars
+    assert fig8["experiment"] == "results/llm_experiment_seeds.json" and len(fig8["rows"]) == 8
+    assert all(r["n_seeds"] == (1 if r["algorithm"] == "base" else 3) for r in fig8["rows"])
+    assert fig8["curves_source"] == "results/llm_training_curves_seeds.json"
     assert set(fig8["curves"]) == {r["algorithm"] for r in fig8["rows"]} - {"base"}
     assert fig10["source"] == "results/theory_vs_training.json"
     for name in ("fig08_llm_training", "fig10_theory_vs_training"):

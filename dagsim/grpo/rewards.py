@@ -8,9 +8,10 @@ answer marginal, from the group alone. Two kinds of objectives are registered:
   with ``g_i = T[z_i, C_i]``. ``effective_reward`` uses the table for exact binomial sums.
 * **group objectives** — anything else (the majority objectives need the whole count vector).
 
-Adding an objective = one function + one decorator (``@count_objective("name")`` or
-``@group_objective("name")``). ``answers`` may be ``(G,)`` or batched ``(n_groups, G)`` (any leading
-shape); rewards have the same shape, float64.
+An objective family declares its reward in its own module (``count_reward_table`` or ``group_reward``,
+see ``dagsim/objectives/base.py``); other rewards (the label-free baselines) are one function + one
+decorator here (``@count_objective("name")`` or ``@group_objective("name")``). ``answers`` may be
+``(G,)`` or batched ``(n_groups, G)`` (any leading shape); rewards have the same shape, float64.
 
 Conventions shared by all objectives: ``task_reward`` is ``r(z)`` of shape ``(n_answers,)`` (0 if None);
 ``tau >= 0``; ``estimator`` selects the count table for ``log p`` / ``p^a`` (``dagsim.estimators``):
@@ -74,6 +75,7 @@ __all__ = [
     "NO_ANSWER_CHOICES",
     "PUBLISHED_NO_ANSWER_RULE",
     "CONSENSUS_REWARDS",
+    "CountEstimates",
     "RewardContext",
     "RewardObjective",
     "count_objective",
@@ -82,6 +84,7 @@ __all__ = [
     "table_size_for",
     "group_rewards",
     "is_count_reward",
+    "sync_family_rewards",
     "order_dependent",
     "group_reward_outcomes",
     "consensus_group_rewards",
@@ -234,52 +237,55 @@ def _log_table(ctx: RewardContext, what: str = "log objectives") -> np.ndarray:
     return _sized_table(ctx, lambda n: spec.log_table(n, what))  # (G,)
 
 
-@count_objective("reward")
-def _reward_table(ctx: RewardContext) -> np.ndarray:
-    """``g = r(z)``. τ, order, estimator ignored."""
-    return np.repeat(ctx.task_reward[:, None], ctx.group_size, axis=1)  # (K, G)
+@dataclass(frozen=True)
+class CountEstimates:
+    """The estimator tables a family's count reward asks for (``count_reward_table(ctx, estimates)``).
 
-
-@count_objective("entropy")
-def _entropy_table(ctx: RewardContext) -> np.ndarray:
-    """``g = r(z) - τ log_hat p`` (Φ = <r,ν> + τH(ν)); ``log_hat`` = ``log_estimator_table(G, estimator)``."""
-    return ctx.task_reward[:, None] - ctx.tau * _log_table(ctx)[None, :]  # (K, G)
-
-
-@count_objective("sharpen")
-def _sharpen_table(ctx: RewardContext) -> np.ndarray:
-    """``g = r(z) + τ log_hat p`` (Φ = <r,ν> - τH(ν))."""
-    return ctx.task_reward[:, None] + ctx.tau * _log_table(ctx)[None, :]  # (K, G)
-
-
-@count_objective("gini")
-def _gini_table(ctx: RewardContext) -> np.ndarray:
-    """``g = r(z) - 2τ p_hat``; ``p_hat = C/(G-1)`` (T7 unbiased) except ``(C+1)/G`` for "plugin"."""
-    p_hat = _sized_table(ctx, lambda n: power_estimator_table(n, 1.0, _power_kind(ctx.estimator)))  # (G,)
-    return ctx.task_reward[:, None] - 2.0 * ctx.tau * p_hat[None, :]
-
-
-@count_objective("collision")
-def _collision_table(ctx: RewardContext) -> np.ndarray:
-    """``g = r(z) + 2τ p_hat`` (Φ = <r,ν> + τ Σν²), ``p_hat`` as for gini."""
-    p_hat = _sized_table(ctx, lambda n: power_estimator_table(n, 1.0, _power_kind(ctx.estimator)))  # (G,)
-    return ctx.task_reward[:, None] + 2.0 * ctx.tau * p_hat[None, :]
-
-
-@count_objective("tsallis")
-def _tsallis_table(ctx: RewardContext) -> np.ndarray:
-    """``g = r(z) - τ α/(α-1) p_hat^{α-1}``; needs ``order = α > 0, α != 1``.
-
-    ``p^{α-1}`` is estimated by ``power_estimator_table(G, α-1, estimator)``: the T7 U-statistic (exactly
-    unbiased) when α-1 is an integer in [0, G-1] and estimator is "unbiased"/"minimax"/"minimax_monotone";
-    otherwise the plug-in ``((C+1)/G)^{α-1}``, the LOO power, or a minimax LP table — all biased (a count
-    function's mean is a polynomial of degree G-1). α = 2 reproduces gini exactly.
+    Each is a ``(G,)`` table indexed by the LOO count, designed for ``ctx.table_size`` samples (T11a) with
+    the estimator ``ctx.estimator``.
     """
-    alpha = ctx.order
-    if alpha is None or not np.isfinite(alpha) or alpha <= 0 or alpha == 1:
-        raise DomainError(f"tsallis needs order α > 0, α != 1, got order={alpha!r}")
-    p_pow = _sized_table(ctx, lambda n: power_estimator_table(n, alpha - 1.0, _power_kind(ctx.estimator)))  # (G,)
-    return ctx.task_reward[:, None] - ctx.tau * alpha / (alpha - 1.0) * p_pow[None, :]
+
+    ctx: RewardContext
+
+    def log(self) -> np.ndarray:
+        """Estimate of log p (T8: "unbiased" is impossible and raises DomainError), ``(G,)``."""
+        return _log_table(self.ctx)
+
+    def power(self, exponent: float) -> np.ndarray:
+        """Estimate of p^exponent (T7: the U-statistic where one exists; T12 "aqp" keeps it), ``(G,)``."""
+        kind = _power_kind(self.ctx.estimator)
+        return _sized_table(self.ctx, lambda n: power_estimator_table(n, exponent, kind))
+
+
+def _family_reward(name: str, cls: type) -> RewardObjective | None:
+    """The reward a registered objective family declares (``count_reward_table`` or ``group_reward``)."""
+    table, group = getattr(cls, "count_reward_table", None), getattr(cls, "group_reward", None)
+    if table is not None:
+        return RewardObjective(name=name, count_table=lambda ctx: table(ctx, CountEstimates(ctx)), group_reward=None)
+    if group is not None:
+        return RewardObjective(name=name, count_table=None, group_reward=group)
+    return None
+
+
+def sync_family_rewards() -> None:
+    """Register the group reward of every objective family (``dagsim.objectives``) not registered yet.
+
+    Runs at import for the built-in families; :func:`group_rewards` runs it again, so a family registered
+    later (a user's module) is found by name too.
+    """
+    from dagsim.objectives import OBJECTIVES
+
+    for name, cls in OBJECTIVES.items():
+        if name not in REWARD_OBJECTIVES:
+            spec = _family_reward(name, cls)
+            if spec is not None:
+                _register(spec)
+
+
+# The families' own rewards (reward, entropy, gini, tsallis, sharpen, collision: count tables; majority:
+# whole group) live in their modules, dagsim/objectives/<family>.py; the label-free baselines below are
+# algorithms of their own (TTRL, EMPO), not objective families.
+sync_family_rewards()
 
 
 @count_objective("empo")
@@ -344,44 +350,8 @@ def _empo_entropy_gate(answers: np.ndarray, rewards: np.ndarray, ctx: RewardCont
 
 
 # ================================================================================================
-# Group objectives (majority)
+# Group objectives (TTRL; the majority family's reward is in dagsim/objectives/majority.py)
 # ================================================================================================
-def _split_mode_credit(counts: np.ndarray, own: np.ndarray) -> np.ndarray:
-    """``1[own ∈ modes(counts)] / |modes(counts)|``: majority credit with ties split evenly.
-
-    Splitting equals the expectation of uniform random tie-breaking, so rewards stay deterministic and
-    no answer index is favoured. counts ``(..., K)``, own ``(...)`` int -> ``(...)`` float.
-    """
-    is_mode = counts == counts.max(axis=-1, keepdims=True)  # (..., K)
-    n_modes = is_mode.sum(axis=-1)  # (...)
-    own_is_mode = np.take_along_axis(is_mode, own[..., None], axis=-1)[..., 0]
-    return own_is_mode / n_modes
-
-
-@group_objective("majority")
-def _majority_rewards(answers: np.ndarray, ctx: RewardContext) -> np.ndarray:
-    """``g_i = r(z_i) + τ·1[z_i = mode of the OTHER G-1 answers]`` (ties split: credit 1/#modes).
-
-    The leave-one-out mode is the plug-in of ``mode(ν)`` that does not see sample i, so a sample cannot
-    vote for itself (with the whole-group mode, an answer seen once in an all-distinct group would be
-    "the majority"). ``ttrl`` is the whole-group pseudo-label version. The no-answer index (unless
-    ``no_answer_rule="pool"``) is never the mode: it casts no vote, its own samples get credit 0, and
-    a sample whose G-1 others are all unparseable gets credit 0 (there is no mode).
-    """
-    counts = group_counts(answers, ctx.n_answers)  # (B, K)
-    others = np.repeat(counts[:, None, :], ctx.group_size, axis=1)  # (B, G, K)
-    b_idx, g_idx = np.indices(answers.shape)
-    others[b_idx, g_idx, answers] -= 1  # remove sample i's own vote
-    na = ctx.marked_no_answer
-    if na is None:
-        credit = _split_mode_credit(others, answers)  # (B, G)
-    else:
-        others[..., na] = 0  # not a candidate
-        has_vote = others.max(axis=-1) > 0  # (B, G) some other sample has a real answer
-        credit = np.where(has_vote & (answers != na), _split_mode_credit(others, answers), 0.0)
-    return ctx.task_reward[answers] + ctx.tau * credit
-
-
 def _ttrl_modes(answers: np.ndarray, ctx: RewardContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cluster ids ``(B, G)``, tied-mode indicator per id ``(B, K+G)`` and per sample ``(B, G)``.
 
@@ -499,6 +469,8 @@ def _check_estimator(estimator: str) -> None:
 
 
 def _objective(objective: str) -> RewardObjective:
+    if objective not in REWARD_OBJECTIVES:
+        sync_family_rewards()  # a family registered after this module was imported
     try:
         return REWARD_OBJECTIVES[objective]
     except KeyError:

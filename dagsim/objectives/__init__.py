@@ -13,9 +13,17 @@ from dagsim.objectives.base import (
     MultiViewObjective,
     Objective,
     SeparableObjective,
+    family,
+    family_parameters,
     make_objective,
     register,
 )
+
+
+def families_where(flag: str) -> tuple[str, ...]:
+    """Names of the registered families whose class flag ``flag`` is true (e.g. "multiview", "needs_labels")."""
+    return tuple(name for name, cls in OBJECTIVES.items() if getattr(cls, flag))
+
 
 # Importing the family modules registers them (one module per family, STYLE §3).
 from dagsim.objectives import (  # noqa: E402,F401  isort: skip
@@ -35,6 +43,9 @@ __all__ = [
     "MultiViewObjective",
     "Objective",
     "SeparableObjective",
+    "families_where",
+    "family",
+    "family_parameters",
     "make_objective",
     "register",
 ]

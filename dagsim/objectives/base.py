@@ -13,6 +13,40 @@ the Φ of (E5), a function of one answer marginal per view. Conventions used eve
 
 Adding an objective = one module with a class decorated by :func:`register`. :func:`make_objective`
 passes to the class only the parameters its ``__init__`` names; any other parameter must be ``None``.
+
+The family interface
+--------------------
+A family is one class, registered by name, that says everything the rest of the code needs to know:
+
+=========================  ==========================================================================
+``value(nu)``              Φ(ν) (required)
+``reward(q)``              ∇Φ(q), the per-answer reward at target q, E3 (required; multi-view: ``rewards``)
+``curvature``              "linear" | "concave" | "convex" (required; ``SeparableObjective`` derives it)
+``is_concave_regime(β)``   whether Φ − βKL is concave (required)
+``closed_form(ν0, β)``     the (E2)/(E5) maximizer without constraints, or None (default None)
+``closed_form_certificate``  (status, residual, note) of the closed form (default: KKT point)
+``cvxpy_pieces(...)``      DCP expressions of (E2)/(E5) (default: cvxpy cannot express the family)
+``exact_solve(problem)``   the family's exact algorithm for an ``AnswerProblem`` (validated), returning
+                           an ``AnswerSolution``; ``None`` = no exact solver. ``SeparableObjective``
+                           sets it to the shared dual-Newton solver (``solvers/dual.py``) given
+                           ``coordinate_response``; the special families point at their module
+                           (``solvers/collision.py``, ``sharpen.py``, ``majority.py``, ``consensus.py``,
+                           ``pairwise.py``). Called by ``solve_exact`` when the closed form does not
+                           apply, and by ``--method dual`` always.
+``count_reward_table``     ``(ctx, estimates) -> (K, G)`` table T[z, c] of the per-sample GRPO reward
+                           (``dagsim.grpo.rewards.group_rewards``) from the own answer z and its LOO
+                           count c; ``estimates.log()`` / ``estimates.power(a)`` are the chosen
+                           estimator's (G,) tables of log p and p^a. ``None``: not a count reward.
+``group_reward``           ``(answers (B, G), ctx) -> (B, G)`` for a reward that needs the whole group
+                           (majority); used when ``count_reward_table`` is None.
+``multiview``              True for families of several views (E5): the problem builder passes a task
+``needs_labels``           True when the family's reward uses the task reward r (ground-truth labels)
+=========================  ==========================================================================
+
+A family without ``exact_solve`` is solved by cvxpy when it gives ``cvxpy_pieces``, otherwise by the
+trace-level solver or the game dynamics (both need only ``value`` and ``reward``). A user family is a
+subclass of :class:`SeparableObjective` (ρ, ρ', ``coordinate_response``: the exact dual solver comes for
+free) or of :class:`Objective`, decorated with ``@register("name")``.
 """
 
 from __future__ import annotations
@@ -56,6 +90,19 @@ def register(name: str):
     return decorate
 
 
+def family(name: str) -> type:
+    """The registered family class ``name`` (flags ``multiview``, ``needs_labels``, ...); DomainError if unknown."""
+    try:
+        return OBJECTIVES[name]
+    except KeyError:
+        raise DomainError(f"unknown objective {name!r}; known objectives: {sorted(OBJECTIVES)}") from None
+
+
+def family_parameters(name: str) -> set[str]:
+    """The parameters the family ``name`` takes (its ``__init__`` keywords besides ``n_answers``)."""
+    return set(inspect.signature(family(name).__init__).parameters) - {"self", "n_answers"}
+
+
 def make_objective(name: str, n_answers: int, **params: Any):
     """Build the registered objective ``name`` over ``n_answers`` answers.
 
@@ -63,11 +110,8 @@ def make_objective(name: str, n_answers: int, **params: Any):
     a ``None`` for a parameter the family uses selects the family's default. Bad values raise
     :class:`DomainError` naming the parameter.
     """
-    try:
-        cls = OBJECTIVES[name]
-    except KeyError:
-        raise DomainError(f"unknown objective {name!r}; known objectives: {sorted(OBJECTIVES)}") from None
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "n_answers"}
+    cls = family(name)
+    accepted = family_parameters(name)
     kwargs = {}
     for key, val in params.items():
         if key in accepted:
@@ -205,6 +249,16 @@ class Objective(ABC):
     """
 
     name: ClassVar[str] = "objective"
+    #: One answer marginal (E2); multi-view families (E5) derive from :class:`MultiViewObjective`.
+    multiview: ClassVar[bool] = False
+    #: Whether the family's per-sample reward uses the task reward r (ground-truth labels).
+    needs_labels: ClassVar[bool] = True
+    #: The family's exact solver ``exact_solve(problem) -> AnswerSolution``, or None (module docstring).
+    exact_solve: ClassVar[Any] = None
+    #: ``count_reward_table(ctx, estimates) -> (K, G)`` of the GRPO group reward, or None (module docstring).
+    count_reward_table: ClassVar[Any] = None
+    #: ``group_reward(answers (B, G), ctx) -> (B, G)`` when the reward needs the whole group, or None.
+    group_reward: ClassVar[Any] = None
 
     def __init__(self, n_answers: int, *, reward: Any = None, tau: float = 0.0) -> None:
         self.n_answers = check_n_answers(n_answers)
@@ -271,7 +325,7 @@ class SeparableObjective(Objective):
     ρ(0) = 0 is required (answers with ν = 0 contribute nothing; the solvers work on the support).
 
     Subclasses give ρ, ρ', ρ'' and :meth:`coordinate_response`, the exact per-answer maximizer of the
-    Lagrangian used by the dual solver (solvers/exact.py): for a shift ``a`` it solves
+    Lagrangian used by the dual solver (solvers/dual.py): for a shift ``a`` it solves
 
         β u − τ ρ'(e^u) = a          (u = log ν_z)
 
@@ -305,6 +359,17 @@ class SeparableObjective(Objective):
         """Whether each per-answer Lagrangian is concave on [0, 1], so the dual solver is exact."""
         return True
 
+    def exact_solve(self, problem):
+        """(E2) by the shared separable dual-Newton solver (``solvers/dual.py``); needs ``dual_is_exact``."""
+        if not self.dual_is_exact(problem.beta):
+            raise DomainError(
+                f"objective {self.name!r}: the per-answer Lagrangian is not concave at beta={problem.beta}, "
+                "so the dual solver is not exact here and the family gives no other exact solver"
+            )
+        from dagsim.solvers.dual import solve_separable
+
+        return solve_separable(problem)
+
     def value(self, nu: np.ndarray) -> float:
         nu = check_vector(nu, self.n_answers)
         val = float(self.task_reward @ nu)
@@ -329,6 +394,11 @@ class MultiViewObjective(ABC):
     """
 
     name: ClassVar[str] = "multiview"
+    multiview: ClassVar[bool] = True
+    #: Multi-view coherence is label-free unless a family says otherwise (r enters Φ but not the coupling).
+    needs_labels: ClassVar[bool] = False
+    #: The family's exact solver of (E5) (``exact_solve(problem) -> AnswerSolution``), or None.
+    exact_solve: ClassVar[Any] = None
 
     def __init__(
         self,
@@ -380,6 +450,10 @@ class MultiViewObjective(ABC):
     def cvxpy_pieces(self, xs: list, supports: list, nu0: np.ndarray, beta: float) -> list:
         """DCP pieces of (E5): a list of ``(expression, extra_constraints, variables_to_report)``."""
         raise DomainError(f"cvxpy cannot express objective {self.name!r}")
+
+    def cvxpy_projection(self, nus: np.ndarray) -> np.ndarray:
+        """Map cvxpy's (m, K) solution, feasible to the solver tolerance, onto the family's feasible set."""
+        return nus
 
     def regularized_value(self, nus: np.ndarray, nu0: np.ndarray, beta: float) -> float:
         """The (E5) objective Φ(ν) − β Σ_j w_j KL(ν_j‖ν_j^0)."""

@@ -27,10 +27,11 @@ class CollisionObjective(SeparableObjective):
     * **per-answer concave on [0, 1] iff 2τ ≤ β**: then each per-answer Lagrangian is concave on the box,
       strong duality holds and the dual solver is exact (:meth:`dual_is_exact`).
     * Always: the optimum has full support on supp ν0 (KL has infinite slope at 0) and, by a rearrangement
-      argument, at most one answer above β/(2τ); solvers/exact.py uses this for β/2 < τ.
+      argument, at most one answer above β/(2τ); solvers/collision.py uses this for β/2 < τ.
     """
 
     family_curvature = "convex"
+    needs_labels = False  # self-consistency (EMPO-like): the τ-term needs no labels
 
     def __init__(self, n_answers: int, *, reward: Any = None, tau: float = 1.0) -> None:
         super().__init__(n_answers, reward=reward, tau=tau)
@@ -68,5 +69,19 @@ class CollisionObjective(SeparableObjective):
     def dual_is_exact(self, beta: float) -> bool:
         return 2.0 * self.tau <= beta
 
+    def exact_solve(self, problem):
+        """2τ ≤ β: the shared dual; otherwise the scan / DCA of ``solvers/collision.py``."""
+        if self.dual_is_exact(problem.beta):
+            return super().exact_solve(problem)
+        from dagsim.solvers.collision import solve_collision
+
+        return solve_collision(problem)
+
     def is_concave_regime(self, beta: float) -> bool:
         return self.tau <= check_beta(beta)
+
+    @staticmethod
+    def count_reward_table(ctx, estimates) -> np.ndarray:
+        """GRPO reward ``g = r(z) + 2τ p_hat`` (``p_hat`` as for gini)."""
+        p_hat = estimates.power(1.0)  # (G,)
+        return ctx.task_reward[:, None] + 2.0 * ctx.tau * p_hat[None, :]

@@ -42,6 +42,11 @@ class EntropyObjective(SeparableObjective):
         nu0 = self.check_nu0(nu0)
         return softmax_log((beta * log_of(nu0) + self.task_reward) / (beta + self.tau))
 
+    @staticmethod
+    def count_reward_table(ctx, estimates) -> np.ndarray:
+        """GRPO reward ``g = r(z) − τ log_hat p`` (THEORY's table form); log_hat p from the LOO count."""
+        return ctx.task_reward[:, None] - ctx.tau * estimates.log()[None, :]  # (K, G)
+
     def cvxpy_pieces(self, x, support, nu0_s, beta):
         import cvxpy as cp
 

@@ -43,6 +43,12 @@ class GiniObjective(SeparableObjective):
         check_beta(beta)
         return True
 
+    @staticmethod
+    def count_reward_table(ctx, estimates) -> np.ndarray:
+        """GRPO reward ``g = r(z) − 2τ p_hat``; ``p_hat = C/(G-1)`` (T7 unbiased) except ``(C+1)/G`` for "plugin"."""
+        p_hat = estimates.power(1.0)  # (G,)
+        return ctx.task_reward[:, None] - 2.0 * ctx.tau * p_hat[None, :]
+
     def cvxpy_pieces(self, x, support, nu0_s, beta):
         import cvxpy as cp
 

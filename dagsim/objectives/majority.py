@@ -17,6 +17,18 @@ from dagsim.objectives.base import (
 from dagsim.objectives.reward import RewardObjective
 
 
+def split_mode_credit(counts: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """``1[own ∈ modes(counts)] / |modes(counts)|``: majority credit with ties split evenly.
+
+    Splitting equals the expectation of uniform random tie-breaking, so rewards stay deterministic and
+    no answer index is favoured. counts ``(..., K)``, own ``(...)`` int -> ``(...)`` float.
+    """
+    is_mode = counts == counts.max(axis=-1, keepdims=True)  # (..., K)
+    n_modes = is_mode.sum(axis=-1)  # (...)
+    own_is_mode = np.take_along_axis(is_mode, own[..., None], axis=-1)[..., 0]
+    return own_is_mode / n_modes
+
+
 @register("majority")
 class MajorityObjective(Objective):
     """Φ(ν) = ⟨r, ν⟩ + τ max_z ν(z): convex (a max of linear functions) and nonsmooth.
@@ -33,8 +45,16 @@ class MajorityObjective(Objective):
     Φ − βKL is not concave for τ > 0 (the upward kink of max survives any smooth concave term).
     """
 
+    needs_labels = False  # self-consistency (TTRL-like): the τ-term needs no labels
+
     def __init__(self, n_answers: int, *, reward: Any = None, tau: float = 1.0) -> None:
         super().__init__(n_answers, reward=reward, tau=tau)
+
+    def exact_solve(self, problem):
+        """Enumeration of the mode choice, each mode by the shared dual (``solvers/majority.py``)."""
+        from dagsim.solvers.majority import solve_majority
+
+        return solve_majority(problem)
 
     @property
     def curvature(self) -> str:
@@ -79,6 +99,31 @@ class MajorityObjective(Objective):
         if ties.size > 1 and self.tau > 0:
             note += f"; tie, mode choices {ties.tolist()} give the same value, lowest index returned"
         return "optimal", None, note
+
+    @staticmethod
+    def group_reward(answers: np.ndarray, ctx) -> np.ndarray:
+        """GRPO reward ``g_i = r(z_i) + τ·1[z_i = mode of the OTHER G-1 answers]`` (ties split: 1/#modes).
+
+        The leave-one-out mode is the plug-in of ``mode(ν)`` that does not see sample i, so a sample cannot
+        vote for itself (with the whole-group mode, an answer seen once in an all-distinct group would be
+        "the majority"). ``ttrl`` is the whole-group pseudo-label version. The no-answer index (unless
+        ``no_answer_rule="pool"``) is never the mode: it casts no vote, its own samples get credit 0, and
+        a sample whose G-1 others are all unparseable gets credit 0 (there is no mode). answers ``(B, G)``.
+        """
+        from dagsim.estimators import group_counts
+
+        counts = group_counts(answers, ctx.n_answers)  # (B, K)
+        others = np.repeat(counts[:, None, :], ctx.group_size, axis=1)  # (B, G, K)
+        b_idx, g_idx = np.indices(answers.shape)
+        others[b_idx, g_idx, answers] -= 1  # remove sample i's own vote
+        na = ctx.marked_no_answer
+        if na is None:
+            credit = split_mode_credit(others, answers)  # (B, G)
+        else:
+            others[..., na] = 0  # not a candidate
+            has_vote = others.max(axis=-1) > 0  # (B, G) some other sample has a real answer
+            credit = np.where(has_vote & (answers != na), split_mode_credit(others, answers), 0.0)
+        return ctx.task_reward[answers] + ctx.tau * credit
 
     def cvxpy_pieces(self, x, support, nu0_s, beta):
         """Exact reformulation: one DCP piece per mode choice z* in the support (max over pieces)."""

@@ -96,6 +96,12 @@ class PairwiseObjective(MultiViewObjective):
         check_beta(beta)
         return True
 
+    def exact_solve(self, problem):
+        """Primal Newton on the stacked marginals (``solvers/pairwise.py``)."""
+        from dagsim.solvers.pairwise import solve_pairwise
+
+        return solve_pairwise(problem)
+
     def target(self, nus: np.ndarray) -> None:
         """Pairwise coherence has no consensus target (the Target player holds the whole profile)."""
         self.check_nus(nus)

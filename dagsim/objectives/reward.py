@@ -41,6 +41,11 @@ class RewardObjective(SeparableObjective):
         nu0 = self.check_nu0(nu0)
         return softmax_log(log_of(nu0) + self.task_reward / beta)
 
+    @staticmethod
+    def count_reward_table(ctx, estimates) -> np.ndarray:
+        """GRPO reward ``g = r(z)`` (``dagsim.grpo.rewards``); τ, order, estimator ignored."""
+        return np.repeat(ctx.task_reward[:, None], ctx.group_size, axis=1)  # (K, G)
+
     def cvxpy_pieces(self, x, support, nu0_s, beta):
         import cvxpy as cp
 

@@ -31,6 +31,7 @@ class SharpenObjective(SeparableObjective):
     """
 
     family_curvature = "convex"
+    needs_labels = False  # self-consistency: the τ-term needs no labels
 
     def __init__(self, n_answers: int, *, reward: Any = None, tau: float = 1.0) -> None:
         super().__init__(n_answers, reward=reward, tau=tau)
@@ -51,6 +52,14 @@ class SharpenObjective(SeparableObjective):
 
     def dual_is_exact(self, beta: float) -> bool:
         return beta > self.tau
+
+    def exact_solve(self, problem):
+        """β > τ: the shared dual; β ≤ τ: the vertex solvers of ``solvers/sharpen.py`` (with constraints)."""
+        if self.dual_is_exact(problem.beta):
+            return super().exact_solve(problem)
+        from dagsim.solvers.sharpen import solve_sharpen_vertex
+
+        return solve_sharpen_vertex(problem)
 
     def is_concave_regime(self, beta: float) -> bool:
         return self.tau <= check_beta(beta)
@@ -82,6 +91,11 @@ class SharpenObjective(SeparableObjective):
             what = "every distribution on" if beta == self.tau else "every vertex among"
             note += f"; tie, {what} answers {ties.tolist()} is optimal, lowest index returned"
         return "vertex", residual, note
+
+    @staticmethod
+    def count_reward_table(ctx, estimates) -> np.ndarray:
+        """GRPO reward ``g = r(z) + τ log_hat p`` (THEORY's table form); log_hat p from the LOO count."""
+        return ctx.task_reward[:, None] + ctx.tau * estimates.log()[None, :]  # (K, G)
 
     def cvxpy_pieces(self, x, support, nu0_s, beta):
         """Exact DCP rewrite: Φ − βKL = ⟨r + β log ν0, ν⟩ + (β − τ) Σ entr(ν), concave iff β ≥ τ."""

@@ -64,6 +64,21 @@ class TsallisObjective(SeparableObjective):
         check_beta(beta)
         return True
 
+    @staticmethod
+    def count_reward_table(ctx, estimates) -> np.ndarray:
+        """GRPO reward ``g = r(z) − τ α/(α−1) p_hat^{α−1}``; needs ``order = α > 0, α != 1``.
+
+        ``p^{α−1}`` is estimated by ``power_estimator_table(G, α−1, estimator)``: the T7 U-statistic (exactly
+        unbiased) when α−1 is an integer in [0, G−1] and estimator is "unbiased"/"minimax"/"minimax_monotone";
+        otherwise the plug-in ``((C+1)/G)^{α−1}``, the LOO power, or a minimax LP table — all biased (a count
+        function's mean is a polynomial of degree G−1). α = 2 reproduces gini exactly.
+        """
+        alpha = ctx.order
+        if alpha is None or not np.isfinite(alpha) or alpha <= 0 or alpha == 1:
+            raise DomainError(f"tsallis needs order α > 0, α != 1, got order={alpha!r}")
+        p_pow = estimates.power(alpha - 1.0)  # (G,)
+        return ctx.task_reward[:, None] - ctx.tau * alpha / (alpha - 1.0) * p_pow[None, :]
+
     def cvxpy_pieces(self, x, support, nu0_s, beta):
         """Uses cvxpy's exact power-cone form of ν^α (``approx=False``)."""
         import cvxpy as cp

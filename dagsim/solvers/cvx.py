@@ -24,8 +24,8 @@ import numpy as np
 from dagsim.constraints import LinearConstraint
 from dagsim.errors import InfeasibleError, SolverError
 from dagsim.objectives.base import MultiViewObjective
-from dagsim.objectives.consensus import ConsensusObjective
-from dagsim.solvers.result import AnswerSolution, assemble, validate_problem
+from dagsim.solvers.common import as_problem, checked
+from dagsim.solvers.result import AnswerSolution, assemble
 
 DEFAULT_SOLVERS = ("CLARABEL", "SCS")
 
@@ -79,9 +79,9 @@ def _solve(problem, solvers: Sequence[str], solver_options: dict | None) -> str:
 
 
 def solve_cvxpy(
-    obj,
-    nu0,
-    beta: float,
+    problem,
+    nu0=None,
+    beta: float | None = None,
     constraints: Sequence[LinearConstraint] = (),
     *,
     solvers: Sequence[str] = DEFAULT_SOLVERS,
@@ -89,12 +89,21 @@ def solve_cvxpy(
 ) -> AnswerSolution:
     """Solve (E2)/(E5) with cvxpy (module docstring).
 
+    ``problem``: an :class:`~dagsim.problem.AnswerProblem` or, as before, ``(obj, nu0, beta, constraints)``.
     ``solvers``: backends tried in order; ``solver_options`` = {backend: {option: value}} replaces that
     backend's option ladder by a single try.
     """
+    return cvxpy_checked(checked(as_problem(problem, nu0, beta, constraints)), solvers=solvers,
+                         solver_options=solver_options)
+
+
+def cvxpy_checked(
+    p, *, solvers: Sequence[str] = DEFAULT_SOLVERS, solver_options: dict | None = None
+) -> AnswerSolution:
+    """:func:`solve_cvxpy` on an already validated problem (``common.checked``)."""
     import cvxpy as cp
 
-    nu0, beta, constraints = validate_problem(obj, nu0, beta, constraints)
+    obj, nu0, beta, constraints = p.objective, p.nu0, p.beta, p.constraints
     multi = isinstance(obj, MultiViewObjective)
     stack = nu0 if multi else nu0[None, :]  # (m, K)
     supports = [np.flatnonzero(row > 0) for row in stack]
@@ -128,8 +137,8 @@ def solve_cvxpy(
             best = (float(problem.value), nus, lam, name)
         piece += 1
     dcp_value, nus, lam, name = best
-    if isinstance(obj, ConsensusObjective) and obj.hard:
-        nus = np.tile(nus.mean(axis=0), (obj.n_views, 1))  # project onto the equal-views constraint
+    if multi:
+        nus = obj.cvxpy_projection(nus)  # the family's feasibility projection (hard coherence: equal views)
     nu = nus if multi else nus[0]
     sol = assemble(
         obj,
