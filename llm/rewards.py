@@ -45,6 +45,7 @@ from dagsim.errors import ValidationError
 from dagsim.estimators import ESTIMATOR_NAMES
 from dagsim.grpo import algorithms as _registry
 from dagsim.grpo.rewards import CONSENSUS_KINDS, NO_ANSWER_CHOICES, TIE_BREAKS, resolve_no_answer_rule
+from dagsim.objectives import families_where, family
 from dagsim.registry import check_name
 
 #: The ttrl tie-break choices (``dagsim.grpo.rewards.TIE_BREAKS``); ``NO_ANSWER_CHOICES`` is dagsim's too.
@@ -52,7 +53,8 @@ TIE_BREAK_CHOICES = TIE_BREAKS
 #: ``RewardSettings.consensus``: "none" (single-view rewards) or a consensus kind of the family (E5).
 CONSENSUS_CHOICES = ("none", *CONSENSUS_KINDS)
 #: Base objectives (constrained-grpo) whose rewards read the task reward r; the others are label-free.
-TASK_REWARD_OBJECTIVES = ("reward", "entropy", "gini", "tsallis")
+#: Read from the families' own ``needs_labels`` flags (``dagsim.objectives``), the one source.
+TASK_REWARD_OBJECTIVES = tuple(name for name in families_where("needs_labels") if not family(name).multiview)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
-from scipy.special import rel_entr
 
 from dagsim.constraints import LinearConstraint
+from dagsim.divergences import kl_divergence
 from dagsim.errors import InfeasibleError, SolverError
 from dagsim.objectives.base import SeparableObjective
 from dagsim.solvers.common import ARMIJO, EPS, MAX_HALVINGS, MAX_NEWTON, as_problem, finish
@@ -246,7 +246,7 @@ def separable_dual(
         phi = float(r_s @ nu_s)
         if obj.tau != 0:
             phi += obj.tau * (float(np.sum(obj.rho(nu_s))) + obj.rho_offset())
-        return phi - beta * float(np.sum(rel_entr(nu_s, nu0_s))) - float(lam @ (H @ nu_s - b))
+        return phi - beta * kl_divergence(nu_s, nu0_s) - float(lam @ (H @ nu_s - b))
 
     lam = np.zeros(n)
     radius = MAX_LOG_RATIO_STEP
