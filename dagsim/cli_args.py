@@ -1,6 +1,6 @@
 """Command-line flags from frozen config dataclasses: the one dataclass→argparse helper (STYLE §9: config
 docs become ``--help``), used by ``dagsim simulate`` (:mod:`dagsim.cli_grpo`), ``dagsim llm ...``
-(:mod:`llm.cli`) and ``python -m llm.theory`` (:mod:`llm.theory.cli`).
+(:mod:`llm.cli`, :mod:`llm.certified`) and ``python -m llm.theory`` (:mod:`llm.theory.cli`).
 
 A field ``name`` becomes ``--[prefix-]name`` (underscores → dashes) with ``dest`` ``[prefix_]name``; its
 attribute docstring (the string literal under the field) is its help. The flags a user typed are recorded
@@ -97,7 +97,8 @@ def add_dataclass_args(
 
     Booleans get ``--name/--no-name``. Nested dataclasses and tuple fields get no flag (``stop_strings``: a
     repeatable ``--stop-string`` added by the caller) unless ``custom`` names them: ``custom[name]`` are the
-    ``add_argument`` keyword arguments of that field's flag (given-tracking included), added in its place.
+    ``add_argument`` keyword arguments of that field's flag (given-tracking included unless they name their own
+    ``action``, e.g. ``"append"``), added in its place.
     ``help_text(name, default, docstring)`` writes each generated flag's help (%-escaped here).
     """
     docs = field_docs(cls)
@@ -108,7 +109,8 @@ def add_dataclass_args(
         default = getattr(defaults, f.name)
         flag, dest = field_flag(f.name, prefix), field_dest(f.name, prefix)
         if custom and f.name in custom:
-            parser.add_argument(flag, dest=dest, action=StoreGiven, **custom[f.name])
+            kwargs = dict(custom[f.name])
+            parser.add_argument(flag, dest=dest, action=kwargs.pop("action", StoreGiven), **kwargs)
             continue
         if dataclasses.is_dataclass(default) or isinstance(default, tuple):
             continue

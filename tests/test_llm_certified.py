@@ -615,3 +615,25 @@ def test_cli_reports_errors(bpe_checkpoint, tmp_path, capsys):
     assert main_marginals(["--model", str(tmp_path), "--task", "default"]) == 2
     assert "not a model directory" in capsys.readouterr().err
     assert main_marginals(["--model", str(bpe_checkpoint), "--data", str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_marginals_flags_come_from_the_config_dataclass():
+    """Every MarginalsConfig field is exactly one flag of `dagsim llm marginals` (the one dataclass→CLI helper),
+    with the field's docstring as its help; parsed values keep the documented forms."""
+    import dataclasses
+
+    from dagsim.cli_args import field_docs
+    from llm.certified import MarginalsConfig, build_marginals_parser
+
+    parser = build_marginals_parser()
+    actions = {a.dest: a for a in parser._actions if a.dest != "help"}
+    names = [f.name for f in dataclasses.fields(MarginalsConfig)]
+    assert sorted(actions) == sorted(names)
+    docs = field_docs(MarginalsConfig)
+    for name in names:
+        assert actions[name].help == docs[name], name
+    args = parser.parse_args(["--model", "m", "--data", "d.jsonl", "--stop-string", "Q:", "--stop-string", "##"])
+    assert (args.task, args.data, args.stop_string, args.json, args.max_expansions) == (
+        None, "d.jsonl", ["Q:", "##"], False, None,
+    )
+    assert args.n_prompts == MarginalsConfig().n_prompts and args.mass == MarginalsConfig().mass
