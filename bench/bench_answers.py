@@ -171,7 +171,7 @@ def bench_symbolic(repeats: int) -> dict:
 
 
 def bench_step_share(model_dir: str, steps: int) -> dict:
-    import llm.trainer as trainer_mod
+    import llm.answers as answers_mod  # llm.rewards.score_problem imports index_answers from here at call time
     from llm.answers import MARKER_PARSER
     from llm.trainer import TrainConfig, train
 
@@ -183,7 +183,7 @@ def bench_step_share(model_dir: str, steps: int) -> dict:
         spent[0] += time.perf_counter() - t0
         return out
 
-    real_index = trainer_mod.index_answers
+    real_index = answers_mod.index_answers
 
     def timed_index(*args, **kwargs):
         t0 = time.perf_counter()
@@ -191,14 +191,14 @@ def bench_step_share(model_dir: str, steps: int) -> dict:
         spent[0] += time.perf_counter() - t0
         return out
 
-    trainer_mod.index_answers = timed_index
+    answers_mod.index_answers = timed_index
     try:
         with tempfile.TemporaryDirectory() as tmp:
             cfg = TrainConfig(algorithm="coherence-grpo", model=model_dir, out=str(Path(tmp) / "run"), steps=steps + 1,
                               prompts_per_step=8, group_size=8, progress=False)
             hist = train(cfg, answer_parser=timed_parser)["history"]
     finally:
-        trainer_mod.index_answers = real_index
+        answers_mod.index_answers = real_index
     step_s = sum(h["step_seconds"] for h in hist)
     n_texts = sum(8 * 8 * 2 for _ in hist)
     return {"steps": len(hist), "step_seconds_mean": step_s / len(hist), "answer_seconds_total": spent[0],
