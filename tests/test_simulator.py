@@ -195,3 +195,22 @@ def test_multiview_doubly_loo_sampled_and_cli(tmp_path, capsys):
         main(["simulate", str(path), "--algorithm", "diversity-grpo", "--objective", "entropy", "--mode", "expected",
               "--baseline", "bogus", "--steps", "5", "--json"])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("baseline", ["rloo", "doubly-loo"])
+@pytest.mark.parametrize("batched", [False, True])
+def test_advantage_eps_reaches_the_sampled_update(baseline, batched):
+    """``advantage_eps`` (the ε of A/(std+ε) under scale="group") changes the sampled run for every baseline —
+    doubly-LOO included (its advantages are rescaled separately) — and the default ε reproduces a run that does
+    not set it."""
+    dags = [_dag(3), _dag(4)]
+
+    def final(**kw):
+        cfg = SimulationConfig(algorithm="diversity-grpo", objective="entropy", beta=0.5, tau=1.0, mode="sampled",
+                               group_size=6, steps=4, lr=0.3, baseline=baseline, scale="group", seed=3, **kw)
+        res = simulate(dags, cfg, log_every=4, batched=batched)
+        return np.concatenate([s.logits[0] for s in res.prompts])
+
+    default = final()
+    np.testing.assert_array_equal(final(advantage_eps=SimulationConfig().advantage_eps), default)
+    assert np.abs(final(advantage_eps=5.0) - default).max() > 1e-6

@@ -393,7 +393,8 @@ def _sampled_step(prompts: Sequence[PromptState], cfg: SimulationConfig, group_o
             owners.append((p_idx, j))
     reward_mat = np.stack(rewards_rows)  # (n_groups, G)
     if cfg.baseline == "doubly-loo":
-        adv, n_zero = rescale_advantages(np.stack(centered_rows), reward_mat, scale=cfg.scale)
+        adv, n_zero = rescale_advantages(np.stack(centered_rows), reward_mat, scale=cfg.scale,
+                                         eps=cfg.advantage_eps)
     else:
         adv, n_zero = advantages(reward_mat, baseline=cfg.baseline, scale=cfg.scale, eps=cfg.advantage_eps)
     clipped_total, count_total = 0, 0
@@ -448,7 +449,7 @@ def _sampled_step_union(prompts: Sequence[PromptState], batch_union, cfg: Simula
             rule_kw.update(opts)
         rule = doubly_loo_rule(group_objective, n_answers=U.n_answers, group_size=G, **rule_kw)
         centered, _ = doubly_loo_advantages(answers, rule)  # (B, G)
-        adv, n_zero = rescale_advantages(centered, rewards, scale=cfg.scale)
+        adv, n_zero = rescale_advantages(centered, rewards, scale=cfg.scale, eps=cfg.advantage_eps)
     else:
         adv, n_zero = advantages(rewards, baseline=cfg.baseline, scale=cfg.scale, eps=cfg.advantage_eps)
     adv = adv.reshape(-1)  # (B·G,)
