@@ -549,3 +549,23 @@ def test_geometric_consensus_views_with_different_supports_matches_cvxpy():
     ref = solve_cvxpy(obj, nu0, 1.0)
     assert fast.kkt_residual <= 1e-10
     assert np.abs(fast.nu - ref.nu).max() <= 1e-6
+
+
+@pytest.mark.parametrize("beta", [0.05, 0.02, 0.01])
+def test_collision_scan_finds_the_near_vertex_optimum_at_large_tau_over_beta(beta):
+    """τ/β ≥ 10: the optimum keeps all but e^{-O(1/β)} of the mass on one answer, a root of the 1-D equation
+    beyond the scan grid's last point (it raised a bare ValueError before t = 1 closed the scan). Oracle: the
+    first-order conditions, and no small perturbation along the simplex does better."""
+    from dagsim.objectives import make_objective
+    from dagsim.solvers.exact import solve_exact
+
+    obj = make_objective("collision", 3, tau=0.5)
+    nu0 = np.array([0.5, 0.3, 0.2])
+    sol = solve_exact(obj, nu0, beta)
+    x = sol.nu
+    assert x[0] > 1 - 1e-8 and np.isclose(x.sum(), 1.0, atol=1e-15)
+    assert sol.kkt_residual <= 1e-10
+    value = obj.regularized_value(x, nu0, beta)
+    for d in (np.array([-1.0, 1.0, 0.0]), np.array([-1.0, 0.0, 1.0]), np.array([1.0, -0.5, -0.5])):
+        h = 0.1 * min(x[1], x[2])
+        assert obj.regularized_value(x + h * d, nu0, beta) <= value + 1e-15

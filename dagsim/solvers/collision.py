@@ -65,12 +65,18 @@ def _collision_scan(problem) -> tuple[np.ndarray, str, str]:
     if obj.is_concave_regime(beta):
         t = brentq(F, COLLISION_GRID[0], 1.0, xtol=1e-300, rtol=4 * EPS, maxiter=500)
         return point(t), "optimal", "collision, beta/2 < tau <= beta: concave problem solved by the 1-D root"
-    vals = np.array([F(t) for t in COLLISION_GRID])
+    # t = 1 closes the scan: F(1) = Σ_{z≠z₁} ν_z ≥ 0, so a root in (grid[-1], 1] (the large branch holding all
+    # but e^{-O(1/β)} of the mass when τ/β is large) is found too, not only the roots inside the grid.
+    grid = np.append(COLLISION_GRID, 1.0)
+    vals = np.array([F(t) for t in grid])
     roots = [
         brentq(F, lo, hi, xtol=1e-300, rtol=4 * EPS, maxiter=500)
-        for lo, hi, flo, fhi in zip(COLLISION_GRID[:-1], COLLISION_GRID[1:], vals[:-1], vals[1:], strict=False)
+        for lo, hi, flo, fhi in zip(grid[:-1], grid[1:], vals[:-1], vals[1:], strict=False)
         if flo < 0 <= fhi or flo > 0 >= fhi
     ]
+    if not roots:
+        raise SolverError(f"collision: no stationary point found on the t-grid (tau={tau}, beta={beta}, "
+                          f"F in [{np.nanmin(vals):.3g}, {np.nanmax(vals):.3g}]); try method='cvxpy' or 'trace'")
     candidates = [point(t) for t in roots]
     best = max(candidates, key=lambda x: obj.regularized_value(x, nu0, beta))
     return (
