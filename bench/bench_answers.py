@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import base_model, emit  # bench/ is on sys.path when a benchmark runs as a script
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "data" / "answer_corpus.json"
 
@@ -217,12 +219,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     result = {"claim": bench_claim(), "numeric": bench_numeric(a.numeric), "symbolic": bench_symbolic(a.repeats)}
     if not a.skip_step:
-        from llm.pretrain import PretrainConfig, pretrain
-
         with tempfile.TemporaryDirectory() as tmp:
-            model_dir = a.model or str(Path(tmp) / "base")
-            if not a.model:
-                pretrain(PretrainConfig(out=model_dir, steps=100, progress=False))
+            model_dir = base_model(a.model, tmp, steps=100)
             result["step_share"] = bench_step_share(model_dir, a.steps)
     c, n, s = result["claim"], result["numeric"], result["symbolic"]
     print(f"claim ({c['n']} realistic completions): old {c['old_correct']}, ours {c['ours_correct']}, "
@@ -237,11 +235,7 @@ def main(argv=None) -> int:
         st = result["step_share"]
         print(f"step share: {100 * st['answer_share_of_step']:.3f} % of a {st['step_seconds_mean']:.2f} s step "
               f"(goal <= 2 %; all of scoring: {100 * st['reward_share_of_step']:.2f} %)")
-    print(json.dumps(result, indent=2))
-    if a.out:
-        from llm.model import atomic_write_text
-
-        atomic_write_text(a.out, json.dumps(result, indent=2))
+    emit(result, a.out)
     return 0
 
 

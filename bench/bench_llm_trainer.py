@@ -13,10 +13,11 @@ Without ``--model`` a small base model is pretrained first (a few hundred SFT st
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
+
+from _common import base_model, emit  # bench/ is on sys.path when a benchmark runs as a script
 
 
 def bench_ours(model_dir: str, out: str, steps: int, prompts: int, group_size: int, max_new: int, lr: float):
@@ -108,14 +109,8 @@ def main(argv=None) -> int:
     parser.add_argument("--lr", type=float, default=1e-4, help="learning rate of both")
     parser.add_argument("--out", default="", help="write the result JSON here")
     a = parser.parse_args(argv)
-    from llm.model import atomic_write_text
-    from llm.pretrain import PretrainConfig, pretrain
-
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = a.model
-        if not model_dir:
-            model_dir = str(Path(tmp) / "base")
-            pretrain(PretrainConfig(out=model_dir, steps=300, progress=False))
+        model_dir = base_model(a.model, tmp, steps=300)
         ours = bench_ours(
             model_dir, str(Path(tmp) / "ours"), a.steps, a.prompts, a.group_size, a.max_new_tokens, a.lr
         )
@@ -136,9 +131,7 @@ def main(argv=None) -> int:
         "reward_fraction_of_step": ours["reward_fraction"],
         "mean_completion_length": ours["mean_completion_length"],
     }
-    print(json.dumps(result, indent=2))
-    if a.out:
-        atomic_write_text(a.out, json.dumps(result, indent=2))
+    emit(result, a.out)
     return 0
 
 

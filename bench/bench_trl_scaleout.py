@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from _common import base_model, emit  # bench/ is on sys.path when a benchmark runs as a script
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "trl_coherence_grpo.py"
@@ -66,15 +67,10 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each (medians)")
     parser.add_argument("--out", default="", help="write the result JSON here")
     a = parser.parse_args(argv)
-    from llm.model import atomic_write_text, runtime_info
+    from llm.model import runtime_info
 
     with tempfile.TemporaryDirectory() as tmp:
-        model = a.model
-        if not model:
-            from llm.pretrain import PretrainConfig, pretrain
-
-            model = str(Path(tmp) / "base")
-            pretrain(PretrainConfig(out=model, steps=300, progress=False))
+        model = base_model(a.model, tmp, steps=300)
         runs: dict[str, list[dict]] = {"1x_default": [], "1x1": [], "2x1": []}  # processes x torch threads
         for r in range(a.repeats):  # alternate, so slow phases of a shared machine hit every configuration
             for name, threads in (("1x_default", None), ("1x1", 1)):
@@ -108,9 +104,7 @@ def main(argv=None) -> int:
         "speed_ratio_2x1_over_1x_default": median("2x1", "steps_per_second")
         / median("1x_default", "steps_per_second"),
     }
-    print(json.dumps(result, indent=2))
-    if a.out:
-        atomic_write_text(a.out, json.dumps(result, indent=2))
+    emit(result, a.out)
     return 0
 
 

@@ -84,45 +84,32 @@ def build_model(config: ModelConfig, tokenizer, seed: int = 0):
 
     config.validate()
     eos = eos_token_ids(tokenizer)
-    if config.family == "qwen2":
-        kv_heads = config.n_heads // 2 if config.n_heads % 2 == 0 else config.n_heads
-        qwen = Qwen2Config(
-            vocab_size=len(tokenizer),
-            hidden_size=config.hidden_size,
-            intermediate_size=config.intermediate_size,
-            num_hidden_layers=config.n_layers,
-            num_attention_heads=config.n_heads,
-            num_key_value_heads=kv_heads,
-            max_position_embeddings=config.max_positions,
-            tie_word_embeddings=True,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=eos if len(eos) > 1 else eos[0],
-            bos_token_id=None,
-        )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = Qwen2ForCausalLM(qwen)
-        model.generation_config.pad_token_id = tokenizer.pad_token_id
-        model.generation_config.eos_token_id = eos if len(eos) > 1 else eos[0]
-        return model
-    hf_config = LlamaConfig(
+    # The two families share every size; they differ in grouped-query heads, BOS and the EOS list.
+    shared = dict(
         vocab_size=len(tokenizer),
         hidden_size=config.hidden_size,
         intermediate_size=config.intermediate_size,
         num_hidden_layers=config.n_layers,
         num_attention_heads=config.n_heads,
-        num_key_value_heads=config.n_heads,
         max_position_embeddings=config.max_positions,
         tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.eos_token_id,
     )
+    if config.family == "qwen2":
+        eos_id = eos if len(eos) > 1 else eos[0]
+        kv_heads = config.n_heads // 2 if config.n_heads % 2 == 0 else config.n_heads
+        hf_config = Qwen2Config(**shared, num_key_value_heads=kv_heads, eos_token_id=eos_id, bos_token_id=None)
+        model_class = Qwen2ForCausalLM
+    else:
+        eos_id = tokenizer.eos_token_id
+        hf_config = LlamaConfig(**shared, num_key_value_heads=config.n_heads, eos_token_id=eos_id,
+                                bos_token_id=tokenizer.eos_token_id)
+        model_class = LlamaForCausalLM
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = LlamaForCausalLM(hf_config)
+        model = model_class(hf_config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.eos_token_id = eos_id
     return model
 
 
